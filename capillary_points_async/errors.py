@@ -1,0 +1,159 @@
+"""The exception tree of capillary-points-async.
+
+Everything the client raises on purpose derives from :class:`CapillaryError`::
+
+    CapillaryError
+     +-- InvalidRequestError (ValueError)  bad arguments; nothing was sent
+     +-- TransportError                   connection failed, reset, or timed out
+     +-- ResponseDecodeError              body is not JSON, or not the documented shape
+     +-- APIError                         .status .code .message .request_id .retry_after .retryable
+          +-- AuthenticationError         HTTP 401, envelope code 401
+          +-- RateLimitedError            HTTP 429, v1.1 code 517
+          +-- ServerError                 HTTP 5xx, v2 code 521 (retryable)
+          +-- CustomerNotFoundError       816 (v1.1), 8015 (v2)
+          +-- InvalidProgramError         885
+          +-- InvalidIdentifierError      8013, 802, 434
+          +-- GroupTransferMismatchError  3316
+
+An API answer with a code the table in ``_protocol`` does not know becomes a plain
+:class:`APIError` that still carries the code, so nothing the server said is lost.
+
+No message or ``repr`` built here ever contains credentials: errors are made from the
+response's status, code, message and request id only.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "CapillaryError",
+    "CustomerNotFoundError",
+    "GroupTransferMismatchError",
+    "InvalidIdentifierError",
+    "InvalidProgramError",
+    "InvalidRequestError",
+    "RateLimitedError",
+    "ResponseDecodeError",
+    "ServerError",
+    "TransportError",
+]
+
+
+class CapillaryError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class InvalidRequestError(CapillaryError, ValueError):
+    """An argument is invalid; the request was not sent.
+
+    Also a :class:`ValueError`, so code that validates input generically catches it.
+    """
+
+
+class TransportError(CapillaryError):
+    """The request could not be completed on the wire: connection refused or reset, DNS
+    failure, or the per-attempt timeout. Retryable; the server may or may not have seen it."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+
+
+class ResponseDecodeError(CapillaryError):
+    """A 2xx response whose body is not JSON or not the documented envelope or shape."""
+
+    retryable = False
+
+    def __init__(
+        self, message: str, *, status: int | None = None, request_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (request id {self.request_id})" if self.request_id else text
+
+
+class APIError(CapillaryError):
+    """Capillary answered with an error.
+
+    Attributes:
+        status: the HTTP status of the response (200 for errors inside a 200 envelope).
+        code: Capillary's own code (``816``, ``8015``...) or the HTTP status when the body had none.
+        message: the server's message, or the HTTP reason when the body had none.
+        request_id: the ``X-Cap-Requestid`` header, the id Capillary support asks for.
+        retry_after: seconds the server asked us to wait (``Retry-After``), if it said.
+        retryable: whether sending the same request again may succeed.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        parts = [f"HTTP {self.status}"]
+        if self.code is not None and self.code != self.status:
+            parts.append(f"code {self.code}")
+        if self.request_id:
+            parts.append(f"request id {self.request_id}")
+        return f"{self.message} ({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, status={self.status!r}, "
+            f"code={self.code!r}, request_id={self.request_id!r}, "
+            f"retry_after={self.retry_after!r})"
+        )
+
+
+class AuthenticationError(APIError):
+    """Wrong till code or password (HTTP 401). Never retried."""
+
+
+class RateLimitedError(APIError):
+    """The account's quota is exhausted (HTTP 429, v1.1 code 517). Retried after
+    ``retry_after`` when that fits :attr:`RetryPolicy.max_retry_after`."""
+
+    retryable = True
+
+
+class ServerError(APIError):
+    """Capillary failed (HTTP 5xx) or is busy with the same customer (v2 code 521). Retried."""
+
+    retryable = True
+
+
+class CustomerNotFoundError(APIError):
+    """No customer of the organisation has the identifier (816 on v1.1, 8015 on v2)."""
+
+
+class InvalidProgramError(APIError):
+    """The program id is unknown to the organisation (885)."""
+
+
+class InvalidIdentifierError(APIError):
+    """The identifier's type or value was rejected (8013, 802, 434)."""
+
+
+class GroupTransferMismatchError(APIError):
+    """A group-program transfer was asked for a program that is not a group program (3316)."""
