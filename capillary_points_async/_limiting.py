@@ -55,12 +55,20 @@ class RateLimit:
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
-            raise InvalidRequestError(f"RateLimit.limit must be a whole number >= 1, got {self.limit!r}")
-        if not _positive_finite(self.per):
-            raise InvalidRequestError(f"RateLimit.per must be a positive number of seconds, got {self.per!r}")
-        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or not 1 <= self.burst <= self.limit:
             raise InvalidRequestError(
-                f"RateLimit.burst must be a whole number from 1 to limit ({self.limit}), got {self.burst!r}"
+                f"RateLimit.limit must be a whole number >= 1, got {self.limit!r}"
+            )
+        if not _positive_finite(self.per):
+            raise InvalidRequestError(
+                f"RateLimit.per must be a positive number of seconds, got {self.per!r}"
+            )
+        if (
+            isinstance(self.burst, bool)
+            or not isinstance(self.burst, int)
+            or not 1 <= self.burst <= self.limit
+        ):
+            raise InvalidRequestError(
+                f"RateLimit.burst must be a whole number from 1 to {self.limit}, got {self.burst!r}"
             )
         if not (isinstance(self.safety_margin, (int, float)) and 0 <= self.safety_margin < 1):
             raise InvalidRequestError(

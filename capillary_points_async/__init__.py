@@ -1,0 +1,96 @@
+"""asyncio client for Capillary's loyalty points API.
+
+Issues validation codes before points redemption (``GET v1.1/points/validationcode``) and checks
+whether points can move between two customers (``POST v2/points/isTransferrable``), through a
+proactive rate limiter, a shared 429 cooldown and a retry layer, into frozen attrs models.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._client import CapillaryClient
+from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
+from ._protocol import ApiRequest, BasicAuth, RawResponse, Region
+from ._retry import RetryPolicy
+from ._transport import AiohttpTransport, Transport
+from .errors import (
+    APIError,
+    AuthenticationError,
+    CapillaryError,
+    CustomerNotFoundError,
+    GroupTransferMismatchError,
+    InvalidIdentifierError,
+    InvalidProgramError,
+    InvalidRequestError,
+    RateLimitedError,
+    ResponseDecodeError,
+    ServerError,
+    TransportError,
+)
+from .models import (
+    Actor,
+    Attribution,
+    CommChannel,
+    Customer,
+    Identifier,
+    IdentifierType,
+    ItemStatus,
+    LoyaltyInfo,
+    Outcome,
+    Profile,
+    ProfileIdentifier,
+    TransferCheck,
+    TransferCheckRequest,
+    ValidationCode,
+    ValidationCodeRequest,
+)
+from .points import Points
+
+try:
+    __version__ = version("capillary-points-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "APIError",
+    "Actor",
+    "AiohttpTransport",
+    "ApiRequest",
+    "Attribution",
+    "AuthenticationError",
+    "BasicAuth",
+    "CapillaryClient",
+    "CapillaryError",
+    "CommChannel",
+    "Customer",
+    "CustomerNotFoundError",
+    "GroupTransferMismatchError",
+    "Identifier",
+    "IdentifierType",
+    "InProcessRateLimiter",
+    "InvalidIdentifierError",
+    "InvalidProgramError",
+    "InvalidRequestError",
+    "ItemStatus",
+    "LoyaltyInfo",
+    "Outcome",
+    "Points",
+    "Profile",
+    "ProfileIdentifier",
+    "RateLimit",
+    "RateLimitedError",
+    "RateLimiter",
+    "RawResponse",
+    "Region",
+    "ResponseDecodeError",
+    "RetryPolicy",
+    "ServerError",
+    "TransferCheck",
+    "TransferCheckRequest",
+    "Transport",
+    "TransportError",
+    "ValidationCode",
+    "ValidationCodeRequest",
+    "__version__",
+]

@@ -1,0 +1,251 @@
+"""CapillaryClient: owns the session and wires the stack for every call::
+
+endpoint coroutine -> retry loop -> limiter (cooldown gate, then token) -> transport
+                   -> decode (pure) -> converter
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import weakref
+from collections.abc import AsyncGenerator, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any, TypeVar
+
+import aiohttp
+
+from ._converter import structure
+from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
+from ._protocol import ENDPOINT_KEYS, BasicAuth, Endpoint, Region, canonical_key
+from ._retry import NO_RETRY, RetryPolicy, retry_delay
+from ._transport import AiohttpTransport, Transport
+from .errors import APIError, InvalidRequestError, RateLimitedError, TransportError
+from .points import CallTrace, Points
+
+__all__ = ["CapillaryClient"]
+
+logger = logging.getLogger("capillary_points_async")
+
+try:
+    _VERSION = version("capillary-points-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    _VERSION = "0+unknown"
+
+USER_AGENT = f"capillary-points-async/{_VERSION}"
+
+Q = TypeVar("Q")
+T = TypeVar("T")
+
+_DEFAULT_RATE_LIMIT = RateLimit(1000, per=60.0)
+
+
+class CapillaryClient:
+    """The asyncio client. Use it as an async context manager, one per process or worker::
+
+        async with CapillaryClient(Region.EU, BasicAuth("till", "password")) as client:
+            check = await client.points.is_transferrable(...)
+
+    Args:
+        base_url: a :class:`Region` or any base URL (``https://host`` or with a path prefix).
+        auth: the till's :class:`BasicAuth`.
+        rate_limit: the proactive quota of every endpoint; ``None`` turns proactive limiting off
+            (the 429 cooldown still applies). Capillary documents 1000 per minute for these
+            endpoints; production quotas are set per brand.
+        endpoint_rate_limits: per-endpoint overrides keyed by path, e.g.
+            ``{"v2/points/isTransferrable": RateLimit(300, per=60)}``; a value of None turns
+            limiting off for that endpoint. An unknown key is an error, not ignored.
+        retry: the :class:`RetryPolicy`; ``None`` sends every request once.
+        timeout: seconds one attempt may take (aiohttp ``ClientTimeout.total``).
+        max_connections: the connection pool's size.
+        session: an aiohttp session you own and close; its defaults apply, our headers and
+            timeout are sent per request.
+        limiter: where requests wait for their turn (default: in this process). The client
+            closes it on exit.
+        transport: replaces the aiohttp transport altogether (tests, other runtimes).
+    """
+
+    def __init__(
+        self,
+        base_url: Region | str,
+        auth: BasicAuth,
+        *,
+        rate_limit: RateLimit | None = _DEFAULT_RATE_LIMIT,
+        endpoint_rate_limits: Mapping[str, RateLimit | None] | None = None,
+        retry: RetryPolicy | None = RetryPolicy(),  # noqa: B008 - immutable
+        timeout: float = 30.0,
+        max_connections: int = 100,
+        session: aiohttp.ClientSession | None = None,
+        limiter: RateLimiter | None = None,
+        transport: Transport | None = None,
+    ) -> None:
+        url = base_url.value if isinstance(base_url, Region) else base_url
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidRequestError(
+                f"base_url must be a Region or an http(s) URL, got {base_url!r}"
+            )
+        if not isinstance(auth, BasicAuth):
+            raise InvalidRequestError(f"auth must be a BasicAuth, got {type(auth).__name__}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise InvalidRequestError(f"rate_limit must be a RateLimit or None, got {rate_limit!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidRequestError(f"retry must be a RetryPolicy or None, got {retry!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not (math.isfinite(timeout) and timeout > 0)
+        ):
+            raise InvalidRequestError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise InvalidRequestError(
+                f"max_connections must be a whole number >= 1, got {max_connections!r}"
+            )
+        limits: dict[str, RateLimit | None] = dict.fromkeys(ENDPOINT_KEYS, rate_limit)
+        for key, limit in (endpoint_rate_limits or {}).items():
+            if limit is not None and not isinstance(limit, RateLimit):
+                raise InvalidRequestError(
+                    f"endpoint_rate_limits[{key!r}] must be a RateLimit or None"
+                )
+            limits[canonical_key(key)] = limit
+
+        self.base_url = url
+        self._auth = auth
+        self._limits = limits
+        self._retry = retry or NO_RETRY
+        self._timeout = float(timeout)
+        self._max_connections = max_connections
+        self._session = session
+        self._limiter: RateLimiter = limiter or InProcessRateLimiter()
+        self._transport = transport
+        self._opened = False
+        self._closed = False
+        self._fan_outs: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
+        #: The points endpoints: ``client.points.is_transferrable(...)`` and friends.
+        self.points = Points(self)
+
+    def __repr__(self) -> str:
+        return f"CapillaryClient({self.base_url!r}, username={self._auth.username!r})"
+
+    @property
+    def rate_limits(self) -> Mapping[str, RateLimit | None]:
+        """The proactive limit in force per endpoint key."""
+        return dict(self._limits)
+
+    async def __aenter__(self) -> CapillaryClient:
+        if self._closed:
+            raise RuntimeError("this CapillaryClient is closed; create a new one")
+        if self._transport is None:
+            # Created here, inside the running loop, as aiohttp requires.
+            self._transport = AiohttpTransport(
+                self.base_url,
+                headers={
+                    "Authorization": self._auth.header,
+                    "Accept": "application/json",
+                    "User-Agent": USER_AGENT,
+                },
+                timeout=self._timeout,
+                max_connections=self._max_connections,
+                session=self._session,
+            )
+        self._opened = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop bulk calls in flight, then close the limiter and the transport. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for generator in list(self._fan_outs):
+                await generator.aclose()
+        finally:
+            try:
+                await self._limiter.aclose()
+            finally:
+                if self._transport is not None:
+                    await self._transport.aclose()
+
+    def _track(self, generator: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
+        self._fan_outs.add(generator)
+        return generator
+
+    async def _call(self, endpoint: Endpoint[Q, T], query: Q, trace: CallTrace | None = None) -> T:
+        """Send ``query`` through limiter, transport and decoder, retrying per the policy."""
+        transport = self._transport
+        if transport is None or self._closed:
+            raise RuntimeError(
+                "CapillaryClient is not open: use 'async with CapillaryClient(...) as client'"
+            )
+        request = endpoint.build(query)
+        key = request.key
+        limit = self._limits[key]
+        limiter = self._limiter
+        policy = self._retry
+        loop = asyncio.get_running_loop()
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            if trace is not None:
+                trace.attempts = attempt
+            await limiter.acquire(key, limit)
+            if started is None:
+                # The retry budget counts from the first send, not from the wait for a token:
+                # a bulk run may queue for minutes and that is not a failure.
+                started = loop.time()
+            try:
+                raw = await transport.send(request)
+                payload = endpoint.decode(raw, time.time())
+            except (APIError, TransportError) as exc:
+                delay = retry_delay(policy, attempt, exc, loop.time() - started)
+                if isinstance(exc, RateLimitedError):
+                    # One shared pause for the endpoint rather than a sleep per request;
+                    # capped so that a server asking for an hour does not park every caller.
+                    pause = (
+                        exc.retry_after
+                        if exc.retry_after is not None
+                        else policy.backoff_wait(attempt)
+                    )
+                    await limiter.cool_down(key, min(pause, policy.max_retry_after))
+                if debug:
+                    logger.debug(
+                        "%s %s attempt %d failed: %s; %s",
+                        request.method,
+                        key,
+                        attempt,
+                        exc,
+                        "giving up" if delay is None else f"retrying in {delay:.3f}s",
+                    )
+                if delay is None:
+                    raise
+                if not isinstance(exc, RateLimitedError):
+                    await asyncio.sleep(delay)
+                continue
+            if debug:
+                logger.debug(
+                    "%s %s -> HTTP %d (attempt %d, request id %s)",
+                    request.method,
+                    key,
+                    raw.status,
+                    attempt,
+                    payload.get("request_id"),
+                )
+            return structure(payload, endpoint.model, key)

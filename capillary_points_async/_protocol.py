@@ -1,0 +1,421 @@
+"""The wire protocol without I/O: authentication, request building, envelope decoding,
+error mapping and Retry-After parsing.
+
+Everything here is a pure function of its arguments, so tests feed it bytes and headers and
+no server is needed (gidgethub's ``sansio`` habit). References are to Capillary's docs:
+
+* validation code: ``GET v1.1/points/validationcode`` (Issue Validation Code page);
+* transferability: ``POST v2/points/isTransferrable`` (Check points transferability page);
+* envelopes, codes, hosts and auth: ``API-NOTES.md`` of the project's design notes.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import enum
+import hashlib
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+import orjson
+
+from . import errors
+from .models import TransferCheck, TransferCheckRequest, ValidationCode, ValidationCodeRequest
+
+VALIDATION_CODE: Final = "v1.1/points/validationcode"
+IS_TRANSFERRABLE: Final = "v2/points/isTransferrable"
+ENDPOINT_KEYS: Final = (VALIDATION_CODE, IS_TRANSFERRABLE)
+# Capillary's own OpenAPI definition spells the path with one r; accept it as a key.
+_KEY_ALIASES: Final = {"v2/points/isTransferable": IS_TRANSFERRABLE}
+
+REQUEST_ID_HEADER: Final = "X-Cap-Requestid"
+
+
+class Region(str, enum.Enum):
+    """Capillary clusters (API-NOTES.md, "Hosts"). Any base URL string works too."""
+
+    APAC = "https://apac.api.capillarytech.com"
+    APAC2 = "https://apac2.api.capillarytech.com"
+    EU = "https://eu.api.capillarytech.com"
+    US = "https://us.api.capillarytech.com"
+    CHINA = "https://api.capillarytech.cn.com"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+
+
+class BasicAuth:
+    """Capillary's Basic authentication: ``base64(till_code + ":" + md5_hex(password))``.
+
+    ``BasicAuth(username, password)`` hashes the password at once; the plain password is not
+    kept. Use :meth:`from_md5` when only the digest is known. Neither the password nor its
+    digest appears in ``repr``, ``str`` or any error.
+    """
+
+    __slots__ = ("_header", "username")
+
+    def __init__(self, username: str, password: str) -> None:
+        if not isinstance(password, str) or not password:
+            raise errors.InvalidRequestError("password must be a non-empty string")
+        self._set(
+            username, hashlib.md5(password.encode("utf-8"), usedforsecurity=False).hexdigest()
+        )
+
+    @classmethod
+    def from_md5(cls, username: str, digest: str) -> BasicAuth:
+        """Build from the MD5 hex digest of the password, as Capillary stores it."""
+        if not isinstance(digest, str) or not _MD5_HEX.fullmatch(digest):
+            raise errors.InvalidRequestError("digest must be 32 hexadecimal characters")
+        self = cls.__new__(cls)
+        self._set(username, digest.lower())
+        return self
+
+    def _set(self, username: str, digest: str) -> None:
+        if not isinstance(username, str) or not username or ":" in username:
+            raise errors.InvalidRequestError(
+                "username (the till code) must be a non-empty string without ':'"
+            )
+        self.username = username
+        token = base64.b64encode(f"{username}:{digest}".encode()).decode("ascii")
+        self._header = f"Basic {token}"
+
+    @property
+    def header(self) -> str:
+        """The ``Authorization`` header value. A secret: never log it."""
+        return self._header
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BasicAuth) and other._header == self._header
+
+    def __hash__(self) -> int:
+        return hash(self._header)
+
+    def __repr__(self) -> str:
+        return f"BasicAuth(username={self.username!r}, password=<hidden>)"
+
+
+@attrs.frozen(slots=True)
+class ApiRequest:
+    """One HTTP request, ready for a transport.
+
+    ``key`` names the endpoint for rate limiting and logs; ``path`` is relative to the base
+    URL; ``body`` is already-encoded JSON.
+    """
+
+    method: str
+    key: str
+    path: str
+    params: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+
+
+@attrs.frozen(slots=True)
+class RawResponse:
+    """What a transport hands back: status, headers (looked up case-insensitively, e.g. a
+    ``multidict.CIMultiDict``), and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def canonical_key(key: str) -> str:
+    """Map a user-supplied endpoint key to the client's, or raise InvalidRequestError."""
+    key = _KEY_ALIASES.get(key, key)
+    if key not in ENDPOINT_KEYS:
+        raise errors.InvalidRequestError(
+            f"unknown endpoint key {key!r}; expected one of {', '.join(ENDPOINT_KEYS)}"
+        )
+    return key
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def build_validation_code(request: ValidationCodeRequest) -> ApiRequest:
+    """``GET v1.1/points/validationcode?<identifier>=<value>&points=N&format=json``."""
+    ident = request.identifier
+    params: tuple[tuple[str, str], ...] = ((ident.type.value, ident.value),)
+    if request.points is not None:
+        params += (("points", str(request.points)),)
+    return ApiRequest("GET", VALIDATION_CODE, VALIDATION_CODE, (*params, ("format", "json")))
+
+
+def build_transfer_check(request: TransferCheckRequest) -> ApiRequest:
+    """``POST v2/points/isTransferrable`` with the body the endpoint page shows."""
+    body: dict[str, Any] = {
+        "pointsTobeTransferred": request.points,
+        "groupProgramTransfer": request.group_program_transfer,
+    }
+    if request.program_id is not None:
+        body["programId"] = request.program_id
+    body["fromCustomerIdentifier"] = {
+        "type": request.from_customer.type.v2_type,
+        "value": request.from_customer.value,
+    }
+    body["toCustomerIdentifier"] = {
+        "type": request.to_customer.type.v2_type,
+        "value": request.to_customer.value,
+    }
+    body["issueOtp"] = request.issue_otp
+    return ApiRequest("POST", IS_TRANSFERRABLE, IS_TRANSFERRABLE, body=orjson.dumps(body))
+
+
+# --------------------------------------------------------------------------- errors
+
+# One table from Capillary's codes to the error classes (API-NOTES.md, both endpoint pages).
+# HTTP statuses 401, 429 and 5xx are matched by status in error_for; these are envelope codes.
+_CODE_ERRORS: Final[Mapping[int, type[errors.APIError]]] = {
+    401: errors.AuthenticationError,
+    429: errors.RateLimitedError,
+    517: errors.RateLimitedError,
+    521: errors.ServerError,
+    816: errors.CustomerNotFoundError,
+    8015: errors.CustomerNotFoundError,
+    885: errors.InvalidProgramError,
+    802: errors.InvalidIdentifierError,
+    434: errors.InvalidIdentifierError,
+    8013: errors.InvalidIdentifierError,
+    3316: errors.GroupTransferMismatchError,
+}
+
+
+def error_class(status: int, code: int | None) -> type[errors.APIError]:
+    """The error class for an HTTP status and Capillary code.
+
+    The HTTP status decides first where it is unambiguous (401, 429, 5xx); otherwise the
+    code, which is more specific than a 400 or an error inside a 200.
+    """
+    if status == 401:
+        return errors.AuthenticationError
+    if status == 429:
+        return errors.RateLimitedError
+    if status >= 500:
+        return errors.ServerError
+    if code is not None:
+        return _CODE_ERRORS.get(code, errors.APIError)
+    return errors.APIError
+
+
+def _int_code(value: object) -> int | None:
+    """Codes come as ints in new docs and as strings ("200") in old ones."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _flag(value: object) -> bool | None:
+    """v1.1 sends ``success`` as the string "true"/"false"; accept a JSON bool as well."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered == "true":
+            return True
+        if lowered == "false":
+            return False
+    return None
+
+
+# --------------------------------------------------------------------------- Retry-After
+
+_RATE_RESET_HEADERS: Final = ("RateLimit-Reset", "X-RateLimit-Reset")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date.
+
+    ``now`` is the wall-clock time (``time.time()``) the date is measured against. Returns
+    None when absent or unparseable; a date in the past gives 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """The server's requested wait: ``Retry-After``, else a rate-limit reset header.
+
+    ``RateLimit-Reset`` (IETF draft) and ``X-RateLimit-Reset`` are read as delay-seconds,
+    or as an epoch timestamp when the number is too large to be a delay.
+    """
+    seconds = parse_retry_after(headers.get("Retry-After"), now)
+    if seconds is not None:
+        return seconds
+    for name in _RATE_RESET_HEADERS:
+        seconds = parse_retry_after(headers.get(name), now)
+        if seconds is not None:
+            # a value past a year of seconds can only be an epoch timestamp
+            return max(seconds - now, 0.0) if seconds > 31_536_000 else seconds
+    return None
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _api_error(
+    raw: RawResponse, code: int | None, message: str | None, request_id: str | None, now: float
+) -> errors.APIError:
+    cls = error_class(raw.status, code)
+    return cls(
+        message or _status_message(raw.status),
+        status=raw.status,
+        code=code if code is not None else raw.status,
+        request_id=request_id,
+        retry_after=retry_after(raw.headers, now),
+    )
+
+
+def _status_message(status: int) -> str:
+    return f"Capillary answered HTTP {status} without an error message"
+
+
+def _load(raw: RawResponse, what: str, request_id: str | None) -> Any:
+    try:
+        return orjson.loads(raw.body)
+    except orjson.JSONDecodeError:
+        if raw.status >= 300 or raw.status < 200:
+            return None  # the HTTP status still tells what happened
+        excerpt = raw.body[:60].decode("utf-8", "replace")
+        raise errors.ResponseDecodeError(
+            f"{what} answer is not JSON (HTTP {raw.status}, {len(raw.body)} bytes, "
+            f"starting {excerpt!r})",
+            status=raw.status,
+            request_id=request_id,
+        ) from None
+
+
+def _shape_error(
+    what: str, detail: str, raw: RawResponse, request_id: str | None
+) -> errors.ResponseDecodeError:
+    return errors.ResponseDecodeError(
+        f"{what} answer is not the documented envelope: {detail}",
+        status=raw.status,
+        request_id=request_id,
+    )
+
+
+def _dict(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def decode_validation_code(raw: RawResponse, now: float) -> dict[str, Any]:
+    """Decode a v1.1 validationcode answer into the ``validation_code.code`` object.
+
+    Errors are looked for in the order the docs give: the HTTP status, then
+    ``response.status``, then the item's ``item_status``; an error can arrive inside an HTTP
+    200 with ``success: "false"``. When both levels failed the item's code is reported: the
+    request-level code is then only "500 all requests failed" and says less. The returned
+    dict carries ``request_id`` for the converter.
+    """
+    request_id = raw.headers.get(REQUEST_ID_HEADER)
+    doc = _load(raw, VALIDATION_CODE, request_id)
+    response = _dict(_dict(doc) and doc.get("response"))
+    status = _dict(response and response.get("status"))
+    container = _dict(response and response.get("validation_code"))
+    item = _dict(container and container.get("code"))
+    item_status = _dict(item and item.get("item_status"))
+
+    failed = next(
+        (s for s in (item_status, status) if s is not None and _flag(s.get("success")) is False),
+        None,
+    )
+    if not 200 <= raw.status < 300 or failed is not None:
+        source = failed or item_status or status or {}
+        message = source.get("message")
+        raise _api_error(
+            raw,
+            _int_code(source.get("code")),
+            message if isinstance(message, str) else None,
+            request_id,
+            now,
+        )
+    if response is None:
+        raise _shape_error(VALIDATION_CODE, "no 'response' object", raw, request_id)
+    if item is None:
+        raise _shape_error(
+            VALIDATION_CODE, "no 'response.validation_code.code' object", raw, request_id
+        )
+    item["request_id"] = request_id
+    return item
+
+
+def decode_transfer_check(raw: RawResponse, now: float) -> dict[str, Any]:
+    """Decode a v2 isTransferrable answer into its ``data[0]`` object.
+
+    ``errors`` can arrive without ``data`` and with a 2xx status; any entry in it makes the
+    call fail with the first entry's code, since a transfer verdict next to an error cannot be
+    trusted. The returned dict carries the envelope's ``warnings`` and ``request_id``.
+    """
+    request_id = raw.headers.get(REQUEST_ID_HEADER)
+    doc = _dict(_load(raw, IS_TRANSFERRABLE, request_id))
+    error_list = doc.get("errors") if doc is not None else None
+    first = _dict(error_list[0]) if isinstance(error_list, list) and error_list else None
+    if not 200 <= raw.status < 300 or first is not None:
+        first = first or {}
+        message = first.get("message")
+        raise _api_error(
+            raw,
+            _int_code(first.get("code")),
+            message if isinstance(message, str) else None,
+            request_id,
+            now,
+        )
+    if doc is None:
+        raise _shape_error(IS_TRANSFERRABLE, "the body is not a JSON object", raw, request_id)
+    data = doc.get("data")
+    item = _dict(data[0]) if isinstance(data, list) and data else None
+    if item is None:
+        raise _shape_error(IS_TRANSFERRABLE, "no 'data[0]' object and no errors", raw, request_id)
+    warnings = doc.get("warnings")
+    item["warnings"] = warnings if isinstance(warnings, list) else []
+    item["request_id"] = request_id
+    return item
+
+
+# --------------------------------------------------------------------------- endpoints
+
+Q = TypeVar("Q")
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Endpoint(Generic[Q, T]):
+    """How one endpoint turns a request object into an HTTP request and a response into a
+    model: the pure pieces above, bundled for the client's single call path."""
+
+    build: Callable[[Q], ApiRequest]
+    decode: Callable[[RawResponse, float], dict[str, Any]]
+    model: type[T]
+
+
+VALIDATION_CODE_ENDPOINT: Final = Endpoint(
+    build_validation_code, decode_validation_code, ValidationCode
+)
+TRANSFER_CHECK_ENDPOINT: Final = Endpoint(
+    build_transfer_check, decode_transfer_check, TransferCheck
+)

@@ -1,0 +1,100 @@
+"""The I/O seam: a transport sends one :class:`ApiRequest` and hands back the raw response.
+
+:class:`AiohttpTransport` is the only code in the library that touches aiohttp's client. Tests
+and other runtimes plug in anything with the same two coroutines (httpx's transport habit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+import aiohttp
+from yarl import URL
+
+from ._protocol import ENDPOINT_KEYS, ApiRequest, RawResponse
+from .errors import TransportError
+
+__all__ = ["AiohttpTransport", "Transport"]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Sends requests. Raises :class:`TransportError` when no complete response came back."""
+
+    async def send(self, request: ApiRequest) -> RawResponse:
+        """Send ``request`` once and return the whole response, whatever its status."""
+
+    async def aclose(self) -> None:
+        """Release connections. The client calls it once, on close."""
+
+
+class AiohttpTransport:
+    """Sends requests through one :class:`aiohttp.ClientSession`.
+
+    Args:
+        base_url: scheme and host (and an optional path prefix) of the Capillary cluster.
+        headers: sent with every request (authorization, accept, user agent).
+        timeout: seconds one attempt may take, end to end (aiohttp ``ClientTimeout.total``).
+        max_connections: the connection pool's bound, so a large fan-out queues in the pool
+            instead of opening thousands of sockets.
+        session: a caller-owned session to use instead of creating one; it is not closed here.
+
+    Must be created inside the running event loop, as aiohttp sessions are.
+    """
+
+    __slots__ = ("_headers", "_json_headers", "_owns_session", "_session", "_timeout", "_urls")
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str],
+        timeout: float,
+        max_connections: int,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        root = base_url.rstrip("/")
+        # URLs are parsed once per endpoint, not once per request.
+        self._urls = {key: URL(f"{root}/{key}") for key in ENDPOINT_KEYS}
+        self._headers = dict(headers)
+        self._json_headers = {**self._headers, "Content-Type": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._owns_session = session is None
+        self._session = session or aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_connections),
+            timeout=self._timeout,
+        )
+
+    async def send(self, request: ApiRequest) -> RawResponse:
+        url = self._urls[request.path]
+        try:
+            async with self._session.request(
+                request.method,
+                url,
+                params=request.params or None,
+                data=request.body,
+                headers=self._json_headers if request.body is not None else self._headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return RawResponse(response.status, response.headers, body)
+        except asyncio.TimeoutError:
+            raise TransportError(
+                f"{request.method} {request.path} timed out after {self._timeout.total:g}s",
+                method=request.method,
+                path=request.path,
+            ) from None
+        except aiohttp.ClientError as exc:
+            # str(exc) of aiohttp's errors names host and reason, never request headers.
+            raise TransportError(
+                f"{request.method} {request.path} failed: {type(exc).__name__}: {exc}",
+                method=request.method,
+                path=request.path,
+            ) from exc
+
+    async def aclose(self) -> None:
+        if self._owns_session:
+            await self._session.close()

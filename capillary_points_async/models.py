@@ -1,0 +1,351 @@
+"""Request and result types.
+
+Requests (:class:`Identifier`, :class:`ValidationCodeRequest`, :class:`TransferCheckRequest`)
+check their arguments when built and raise :class:`~capillary_points_async.InvalidRequestError`,
+so bad input never reaches the wire.
+
+Results are frozen, slotted attrs classes with snake_case fields, structured from Capillary's
+JSON by the library's own cattrs converter: unknown response fields are ignored, missing
+optional ones are ``None`` (or empty), timestamps are timezone-aware :class:`~datetime.datetime`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar, cast
+
+import attrs
+
+from .errors import CapillaryError, InvalidRequestError
+
+__all__ = [
+    "Actor",
+    "Attribution",
+    "CommChannel",
+    "Customer",
+    "Identifier",
+    "IdentifierType",
+    "ItemStatus",
+    "LoyaltyInfo",
+    "Outcome",
+    "Profile",
+    "ProfileIdentifier",
+    "TransferCheck",
+    "TransferCheckRequest",
+    "ValidationCode",
+    "ValidationCodeRequest",
+]
+
+# pointsTobeTransferred and the v1.1 points parameter are int32 in Capillary's definitions.
+_INT32_MAX = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class IdentifierType(enum.Enum):
+    """How a customer is identified. The value is the v1.1 query parameter's name."""
+
+    MOBILE = "mobile"
+    EMAIL = "email"
+    EXTERNAL_ID = "external_id"
+    CARD_NUMBER = "card_number"
+    CARD_EXTERNAL_ID = "card_external_id"
+    USER_ID = "id"
+
+    @property
+    def v2_type(self) -> str:
+        """The spelling v2 bodies use (the newer docs: ``EXTERNALID``, ``CARDNUMBER``...)."""
+        return _V2_TYPES[self]
+
+
+_V2_TYPES = {
+    IdentifierType.MOBILE: "MOBILE",
+    IdentifierType.EMAIL: "EMAIL",
+    IdentifierType.EXTERNAL_ID: "EXTERNALID",
+    IdentifierType.CARD_NUMBER: "CARDNUMBER",
+    IdentifierType.CARD_EXTERNAL_ID: "CARDEXTERNALID",
+    IdentifierType.USER_ID: "ID",
+}
+
+
+def _check_identifier_type(_: object, __: object, value: Any) -> None:
+    if not isinstance(value, IdentifierType):
+        raise InvalidRequestError(
+            f"identifier type must be an IdentifierType, got {value!r}; "
+            "use Identifier.mobile(...), Identifier.email(...) and the like"
+        )
+
+
+def _check_identifier_value(_: object, __: object, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(f"identifier value must be a non-empty string, got {value!r}")
+
+
+@attrs.frozen
+class Identifier:
+    """One customer identifier, e.g. ``Identifier.mobile("919777785205")``."""
+
+    type: IdentifierType = attrs.field(validator=_check_identifier_type)
+    value: str = attrs.field(validator=_check_identifier_value)
+
+    @classmethod
+    def mobile(cls, value: str) -> Identifier:
+        """A registered mobile number, with or without the country code."""
+        return cls(IdentifierType.MOBILE, value)
+
+    @classmethod
+    def email(cls, value: str) -> Identifier:
+        """A registered e-mail address."""
+        return cls(IdentifierType.EMAIL, value)
+
+    @classmethod
+    def external_id(cls, value: str) -> Identifier:
+        """The brand's own customer id."""
+        return cls(IdentifierType.EXTERNAL_ID, value)
+
+    @classmethod
+    def card_number(cls, value: str) -> Identifier:
+        """A loyalty card number."""
+        return cls(IdentifierType.CARD_NUMBER, value)
+
+    @classmethod
+    def card_external_id(cls, value: str) -> Identifier:
+        """A loyalty card's external id."""
+        return cls(IdentifierType.CARD_EXTERNAL_ID, value)
+
+    @classmethod
+    def user_id(cls, value: str | int) -> Identifier:
+        """Capillary's own customer id (``id`` on v1.1, ``ID`` on v2)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return cls(IdentifierType.USER_ID, cast(str, value))  # the validator rejects non-strings
+
+
+def _points(value: object) -> int:
+    """Validate a points amount: a positive whole number that fits Capillary's int32."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequestError(f"points must be a positive whole number, got {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value) or not value.is_integer():
+            raise InvalidRequestError(f"points must be a positive whole number, got {value!r}")
+        value = int(value)
+    if not 0 < value <= _INT32_MAX:
+        raise InvalidRequestError(f"points must be between 1 and {_INT32_MAX}, got {value!r}")
+    return value
+
+
+def _optional_points(value: object) -> int | None:
+    return None if value is None else _points(value)
+
+
+def _program_id(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidRequestError(f"program_id must be a positive integer or None, got {value!r}")
+    return value
+
+
+def _check_identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Identifier):
+        raise InvalidRequestError(
+            f"{attribute.name} must be an Identifier (e.g. Identifier.mobile('9777785206')), "
+            f"got {value!r}"
+        )
+
+
+def _check_flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidRequestError(f"{attribute.name} must be True or False, got {value!r}")
+
+
+@attrs.frozen
+class ValidationCodeRequest:
+    """Arguments of :meth:`Points.issue_validation_code`, for the bulk ``*_many`` calls."""
+
+    identifier: Identifier = attrs.field(validator=_check_identifier)
+    points: int | None = attrs.field(default=None, converter=_optional_points)
+
+
+@attrs.frozen(kw_only=True)
+class TransferCheckRequest:
+    """Arguments of :meth:`Points.is_transferrable`, for the bulk ``*_many`` calls."""
+
+    from_customer: Identifier = attrs.field(validator=_check_identifier)
+    to_customer: Identifier = attrs.field(validator=_check_identifier)
+    points: int = attrs.field(converter=_points)
+    program_id: int | None = attrs.field(default=None, converter=_program_id)
+    group_program_transfer: bool = attrs.field(default=False, validator=_check_flag)
+    issue_otp: bool = attrs.field(default=False, validator=_check_flag)
+
+    def __attrs_post_init__(self) -> None:
+        if self.from_customer == self.to_customer:
+            # Capillary answers 418 "from and to customer are the same"; say it before sending.
+            raise InvalidRequestError("from_customer and to_customer are the same identifier")
+
+
+# --------------------------------------------------------------------------- results
+# Field docs name the JSON key where it is not the field name in camelCase.
+
+
+@attrs.frozen
+class ItemStatus:
+    """Outcome of one item of a v1.1 call (``item_status``)."""
+
+    success: bool
+    code: int
+    message: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class ValidationCode:
+    """An issued validation code (the code itself goes to the customer, never to the caller).
+
+    Attributes:
+        mobile, email, external_id, user_id: the customer's identifiers as Capillary echoes them.
+        points: the points the code is issued for, as echoed.
+        item_status: Capillary's item outcome, e.g. ``Validation Code Issued by SMS``.
+        request_id: the ``X-Cap-Requestid`` response header.
+    """
+
+    item_status: ItemStatus
+    mobile: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+    user_id: str | None = None
+    points: int | None = None
+    request_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Actor:
+    """Who created or modified a record (``createdBy``/``modifiedBy``), often a till."""
+
+    id: int | None = None
+    code: str | None = None
+    name: str | None = None
+    type: str | None = None
+    reference_id: int | None = None
+    default: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Attribution:
+    """Creation and modification stamps of a profile or loyalty record."""
+
+    create_date: datetime | None = None
+    created_by: Actor | None = None
+    modified_by: Actor | None = None
+    modified_date: datetime | None = None
+
+
+@attrs.frozen
+class ProfileIdentifier:
+    """An identifier as profiles report it: ``type`` in Capillary's response spelling
+    (``mobile``, ``email``, ``externalId``, ``cardNumber``...)."""
+
+    type: str
+    value: str
+
+
+@attrs.frozen(kw_only=True)
+class CommChannel:
+    """A channel the customer can be reached on."""
+
+    type: str | None = None
+    value: str | None = None
+    primary: bool | None = None
+    verified: bool | None = None
+    meta: Mapping[str, Any] = attrs.field(factory=dict)
+    attributes: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Profile:
+    """One profile of a customer (``profiles[]``)."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    identifiers: tuple[ProfileIdentifier, ...] = ()
+    identifiers_all: tuple[ProfileIdentifier, ...] = ()
+    comm_channels: tuple[CommChannel, ...] = ()
+    source: str | None = None
+    user_id: int | None = None
+    account_id: str | None = None
+    attribution: Attribution | None = None
+    auto_update_time: datetime | None = None
+    fields: Mapping[str, Any] = attrs.field(factory=dict)
+    all_fields: Mapping[str, Any] = attrs.field(factory=dict)
+    conflicting_profile_list: tuple[Any, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class LoyaltyInfo:
+    """A customer's loyalty record (``loyaltyInfo``)."""
+
+    loyalty_type: str | None = None
+    lifetime_purchases: float | None = None
+    attribution_v2: Attribution | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Customer:
+    """A customer as v2 reports it (``transferFrom``/``transferTo``)."""
+
+    id: int | None = None
+    profiles: tuple[Profile, ...] = ()
+    loyalty_info: LoyaltyInfo | None = None
+    segments: Mapping[str, Any] = attrs.field(factory=dict)
+    extended_fields: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class TransferCheck:
+    """Whether points can move from one customer to another.
+
+    Attributes:
+        transferrable: Capillary's verdict.
+        points: the points checked (``pointsTobeTransferred``).
+        transfer_from, transfer_to: the two customers as Capillary resolved them.
+        warnings: the envelope's ``warnings``, as sent.
+        request_id: the ``X-Cap-Requestid`` response header.
+    """
+
+    transferrable: bool
+    points: float
+    transfer_from: Customer
+    transfer_to: Customer
+    warnings: tuple[Any, ...] = ()
+    request_id: str | None = None
+
+
+RequestT = TypeVar("RequestT")
+ValueT = TypeVar("ValueT")
+
+
+@attrs.frozen(kw_only=True)
+class Outcome(Generic[RequestT, ValueT]):
+    """What became of one input of a bulk call: its value or its error, never neither.
+
+    Attributes:
+        request: the input, as given.
+        value: the result when the call succeeded, else ``None``.
+        error: the error when it failed, else ``None``.
+        attempts: how many times the request was sent (0 when it failed before sending).
+        elapsed: seconds from the first attempt's start to the outcome, waits included.
+    """
+
+    request: RequestT
+    value: ValueT | None = None
+    error: CapillaryError | None = None
+    attempts: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the call succeeded."""
+        return self.error is None
