@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._client import CapillaryClient
+from ._client import CapillaryClient, ClientStats
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
 from ._protocol import ApiRequest, BasicAuth, RawResponse, Region
 from ._retry import RetryPolicy
@@ -62,6 +62,7 @@ __all__ = [
     "BasicAuth",
     "CapillaryClient",
     "CapillaryError",
+    "ClientStats",
     "CommChannel",
     "Customer",
     "CustomerNotFoundError",

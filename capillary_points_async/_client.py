@@ -23,10 +23,10 @@ from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
 from ._protocol import ENDPOINT_KEYS, BasicAuth, Endpoint, Region, canonical_key
 from ._retry import NO_RETRY, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Transport
-from .errors import APIError, InvalidRequestError, RateLimitedError, TransportError
+from .errors import CapillaryError, InvalidRequestError, RateLimitedError
 from .points import CallTrace, Points
 
-__all__ = ["CapillaryClient"]
+__all__ = ["CapillaryClient", "ClientStats"]
 
 logger = logging.getLogger("capillary_points_async")
 
@@ -41,6 +41,34 @@ Q = TypeVar("Q")
 T = TypeVar("T")
 
 _DEFAULT_RATE_LIMIT = RateLimit(1000, per=60.0)
+
+
+class ClientStats:
+    """Running counters of one client, cheap enough to keep on every call.
+
+    Attributes:
+        requests: HTTP requests sent (every attempt counts).
+        retries: attempts after the first.
+        rate_limited: 429 (or v1.1 517) answers met.
+        errors: calls that ended in an error after their last attempt.
+        limiter_wait: seconds calls spent waiting for a token or a cooldown, summed over calls.
+    """
+
+    __slots__ = ("errors", "limiter_wait", "rate_limited", "requests", "retries")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.retries = 0
+        self.rate_limited = 0
+        self.errors = 0
+        self.limiter_wait = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientStats(requests={self.requests}, retries={self.retries}, "
+            f"rate_limited={self.rate_limited}, errors={self.errors}, "
+            f"limiter_wait={self.limiter_wait:.3f})"
+        )
 
 
 class CapillaryClient:
@@ -129,6 +157,8 @@ class CapillaryClient:
         self._opened = False
         self._closed = False
         self._fan_outs: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
+        #: Counters of requests, retries, 429s and limiter waits since the client was made.
+        self.stats = ClientStats()
         #: The points endpoints: ``client.points.is_transferrable(...)`` and friends.
         self.points = Points(self)
 
@@ -198,6 +228,7 @@ class CapillaryClient:
         limit = self._limits[key]
         limiter = self._limiter
         policy = self._retry
+        stats = self.stats
         loop = asyncio.get_running_loop()
         debug = logger.isEnabledFor(logging.DEBUG)
         started: float | None = None
@@ -206,17 +237,23 @@ class CapillaryClient:
             attempt += 1
             if trace is not None:
                 trace.attempts = attempt
+            waited_from = loop.time()
             await limiter.acquire(key, limit)
+            now = loop.time()
+            stats.limiter_wait += now - waited_from
+            stats.requests += 1
             if started is None:
                 # The retry budget counts from the first send, not from the wait for a token:
                 # a bulk run may queue for minutes and that is not a failure.
-                started = loop.time()
+                started = now
             try:
                 raw = await transport.send(request)
                 payload = endpoint.decode(raw, time.time())
-            except (APIError, TransportError) as exc:
+                result = structure(payload, endpoint.model, key)
+            except CapillaryError as exc:
                 delay = retry_delay(policy, attempt, exc, loop.time() - started)
                 if isinstance(exc, RateLimitedError):
+                    stats.rate_limited += 1
                     # One shared pause for the endpoint rather than a sleep per request;
                     # capped so that a server asking for an hour does not park every caller.
                     pause = (
@@ -235,7 +272,9 @@ class CapillaryClient:
                         "giving up" if delay is None else f"retrying in {delay:.3f}s",
                     )
                 if delay is None:
+                    stats.errors += 1
                     raise
+                stats.retries += 1
                 if not isinstance(exc, RateLimitedError):
                     await asyncio.sleep(delay)
                 continue
@@ -248,4 +287,4 @@ class CapillaryClient:
                     attempt,
                     payload.get("request_id"),
                 )
-            return structure(payload, endpoint.model, key)
+            return result

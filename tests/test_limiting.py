@@ -1,0 +1,216 @@
+"""The proactive limiter and the shared cooldown, on looptime's fake loop clock: every wait
+below is a jump of the loop's clock, never a real sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+
+import pytest
+from aiolimiter import AsyncLimiter
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from capillary_points_async import InProcessRateLimiter, InvalidRequestError, RateLimit, RateLimiter
+
+KEY = "v2/points/isTransferrable"
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    """The most events in any closed window [t, t + window]."""
+    times = sorted(times)
+    return max(
+        (bisect.bisect_right(times, t + window) - i for i, t in enumerate(times)), default=0
+    )
+
+
+async def grant_times(acquire: object, count: int) -> list[float]:
+    """Times at which `count` back-to-back callers are let through."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    times: list[float] = []
+
+    async def one() -> None:
+        await acquire()  # type: ignore[operator]
+        times.append(loop.time() - start)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return times
+
+
+@pytest.mark.looptime
+async def test_plain_aiolimiter_admits_twice_the_limit_in_its_first_window() -> None:
+    # Why the client does not use AsyncLimiter(limit, per) as is: its bucket starts empty.
+    times = await grant_times(AsyncLimiter(10, 1.0).acquire, 40)
+    assert max_in_window(times, 1.0) == 20
+
+
+@pytest.mark.looptime
+async def test_sized_bucket_never_exceeds_the_limit_from_the_first_second() -> None:
+    limiter = InProcessRateLimiter()
+    limit = RateLimit(10, per=1.0)
+    times = await grant_times(lambda: limiter.acquire(KEY, limit), 200)
+    assert max_in_window(times, 1.0) <= 10
+    # The safety margin holds for a window stretched by it, too.
+    assert max_in_window(times, 1.0 * (1 + limit.safety_margin)) <= 10
+    steady = (len(times) - 1) / (times[-1] - times[0])
+    assert steady == pytest.approx(limit.rate, rel=1e-3)
+    assert steady >= 0.95 * 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(min_value=1, max_value=300),
+    per=st.floats(min_value=0.05, max_value=120.0),
+    burst_share=st.floats(min_value=0.0, max_value=1.0),
+    margin=st.sampled_from([0.0, 0.02, 0.1]),
+)
+def test_no_window_ever_sees_more_than_the_limit(
+    limit: int, per: float, burst_share: float, margin: float
+) -> None:
+    burst = max(1, round(limit * burst_share))
+    rate_limit = RateLimit(limit, per=per, burst=burst, safety_margin=margin)
+    limiter = InProcessRateLimiter()
+
+    async def scenario() -> list[float]:
+        return await grant_times(lambda: limiter.acquire(KEY, rate_limit), 3 * limit + 5)
+
+    import looptime
+
+    loop = looptime.new_event_loop(start=0.0)
+    try:
+        times = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert max_in_window(times, per) <= limit
+
+
+@pytest.mark.looptime
+async def test_endpoints_have_separate_buckets() -> None:
+    limiter = InProcessRateLimiter()
+    limit = RateLimit(5, per=1.0)
+    loop = asyncio.get_running_loop()
+    for _ in range(5):
+        await limiter.acquire("v1.1/points/validationcode", limit)
+    t0 = loop.time()
+    await limiter.acquire(KEY, limit)
+    assert loop.time() == t0  # the other endpoint's traffic did not hold this one up
+
+
+@pytest.mark.looptime
+async def test_cooldown_holds_current_and_later_requests_until_it_ends() -> None:
+    limiter = InProcessRateLimiter()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await limiter.cool_down(KEY, 5.0)
+    released: list[float] = []
+
+    async def request(delay: float) -> None:
+        await asyncio.sleep(delay)
+        await limiter.acquire(KEY, None)
+        released.append(loop.time() - start)
+
+    await asyncio.gather(request(0), request(1.0), request(4.9), request(6.0))
+    assert released == pytest.approx([5.0, 5.0, 5.0, 6.0])
+
+
+@pytest.mark.looptime
+async def test_cooldown_then_bucket_paces_the_waiters_instead_of_a_burst() -> None:
+    limiter = InProcessRateLimiter()
+    limit = RateLimit(10, per=1.0)
+    await limiter.cool_down(KEY, 3.0)
+    times = await grant_times(lambda: limiter.acquire(KEY, limit), 30)
+    assert min(times) == pytest.approx(3.0)
+    assert max_in_window(times, 1.0) <= 10
+
+
+@pytest.mark.looptime
+async def test_shorter_cooldown_does_not_cut_a_longer_one() -> None:
+    limiter = InProcessRateLimiter()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await limiter.cool_down(KEY, 10.0)
+    await limiter.cool_down(KEY, 2.0)
+    await limiter.acquire(KEY, None)
+    assert loop.time() - start == pytest.approx(10.0)
+
+
+@pytest.mark.looptime
+async def test_longer_cooldown_extends_a_running_one() -> None:
+    limiter = InProcessRateLimiter()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await limiter.cool_down(KEY, 2.0)
+
+    async def extend() -> None:
+        await asyncio.sleep(1.0)
+        await limiter.cool_down(KEY, 4.0)
+
+    waiter = asyncio.create_task(limiter.acquire(KEY, None))
+    await extend()
+    await waiter
+    assert loop.time() - start == pytest.approx(5.0)
+
+
+@pytest.mark.looptime
+async def test_cooldown_started_while_waiting_for_a_token_is_honoured() -> None:
+    limiter = InProcessRateLimiter()
+    limit = RateLimit(1, per=10.0)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await limiter.acquire(KEY, limit)  # the bucket's only token; the next is ~10 s away
+    waiter = asyncio.create_task(limiter.acquire(KEY, limit))
+    await asyncio.sleep(1.0)
+    await limiter.cool_down(KEY, 30.0)
+    await waiter
+    assert loop.time() - start >= 31.0
+
+
+@pytest.mark.looptime
+async def test_cancelled_waiter_does_not_disturb_the_others() -> None:
+    limiter = InProcessRateLimiter()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await limiter.cool_down(KEY, 3.0)
+    doomed = asyncio.create_task(limiter.acquire(KEY, None))
+    survivor = asyncio.create_task(limiter.acquire(KEY, None))
+    await asyncio.sleep(1.0)
+    doomed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    await survivor
+    assert loop.time() - start == pytest.approx(3.0)
+
+
+@pytest.mark.looptime
+async def test_aclose_releases_waiters_and_timers() -> None:
+    limiter = InProcessRateLimiter()
+    await limiter.cool_down(KEY, 1000.0)
+    waiter = asyncio.create_task(limiter.acquire(KEY, None))
+    await asyncio.sleep(0)
+    await limiter.aclose()
+    await asyncio.wait_for(waiter, 1.0)
+
+
+def test_in_process_limiter_satisfies_the_protocol() -> None:
+    assert isinstance(InProcessRateLimiter(), RateLimiter)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((0,), {}),
+        ((True,), {}),
+        ((10.5,), {}),
+        ((10, 0), {}),
+        ((10, float("inf")), {}),
+        ((10, -1.0), {}),
+        ((10,), {"burst": 0}),
+        ((10,), {"burst": 11}),
+        ((10,), {"safety_margin": 1.0}),
+        ((10,), {"safety_margin": -0.1}),
+    ],
+)
+def test_rate_limit_rejects_impossible_settings(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequestError):
+        RateLimit(*args, **kwargs)  # type: ignore[arg-type]
