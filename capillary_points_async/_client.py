@@ -20,8 +20,15 @@ import aiohttp
 
 from ._converter import structure
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
-from ._protocol import ENDPOINT_KEYS, BasicAuth, Endpoint, Region, canonical_key
-from ._retry import NO_RETRY, RetryPolicy, retry_delay
+from ._protocol import (
+    ENDPOINT_KEYS,
+    BasicAuth,
+    Endpoint,
+    Region,
+    canonical_key,
+    quota_exhausted_for,
+)
+from ._retry import NO_RETRY, RetryBudget, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Transport
 from .errors import CapillaryError, InvalidRequestError, RateLimitedError
 from .points import CallTrace, Points
@@ -51,23 +58,48 @@ class ClientStats:
         retries: attempts after the first.
         rate_limited: 429 (or v1.1 517) answers met.
         errors: calls that ended in an error after their last attempt.
+        budget_exhausted: retries refused because the retry budget was spent.
         limiter_wait: seconds calls spent waiting for a token or a cooldown, summed over calls.
+        cooldown_wait: the part of ``limiter_wait`` spent in cooldowns this client started.
     """
 
-    __slots__ = ("errors", "limiter_wait", "rate_limited", "requests", "retries")
+    __slots__ = (
+        "_limiter",
+        "budget_exhausted",
+        "cooldown_wait",
+        "errors",
+        "limiter_wait",
+        "rate_limited",
+        "requests",
+        "retries",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, limiter: RateLimiter) -> None:
+        self._limiter = limiter
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0
         self.errors = 0
+        self.budget_exhausted = 0
         self.limiter_wait = 0.0
+        self.cooldown_wait = 0.0
+
+    @property
+    def effective_rates(self) -> dict[str, float]:
+        """Requests per second each endpoint's limiter lets through now, after any
+        adaptation to 429s (empty for a limiter that does not report it)."""
+        rate_of = getattr(self._limiter, "effective_rate", None)
+        if rate_of is None:
+            return {}
+        rates = {key: rate_of(key) for key in ENDPOINT_KEYS}
+        return {key: rate for key, rate in rates.items() if rate is not None}
 
     def __repr__(self) -> str:
         return (
             f"ClientStats(requests={self.requests}, retries={self.retries}, "
             f"rate_limited={self.rate_limited}, errors={self.errors}, "
-            f"limiter_wait={self.limiter_wait:.3f})"
+            f"budget_exhausted={self.budget_exhausted}, "
+            f"limiter_wait={self.limiter_wait:.3f}, cooldown_wait={self.cooldown_wait:.3f})"
         )
 
 
@@ -148,7 +180,14 @@ class CapillaryClient:
         self.base_url = url
         self._auth = auth
         self._limits = limits
-        self._retry = retry or NO_RETRY
+        self._retry = policy = retry or NO_RETRY
+        self._budget = (
+            RetryBudget(policy.budget_ratio, policy.budget_window, policy.budget_min_retries)
+            if policy.budget_ratio is not None
+            else None
+        )
+        # When each endpoint's last cooldown started by this client ends (loop time).
+        self._cooling_until: dict[str, float] = {}
         self._timeout = float(timeout)
         self._max_connections = max_connections
         self._session = session
@@ -158,7 +197,7 @@ class CapillaryClient:
         self._closed = False
         self._fan_outs: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
         #: Counters of requests, retries, 429s and limiter waits since the client was made.
-        self.stats = ClientStats()
+        self.stats = ClientStats(self._limiter)
         #: The points endpoints: ``client.points.is_transferrable(...)`` and friends.
         self.points = Points(self)
 
@@ -216,6 +255,13 @@ class CapillaryClient:
         self._fan_outs.add(generator)
         return generator
 
+    async def _pause(self, key: str, seconds: float, now: float) -> None:
+        """Hold every request to ``key`` for ``seconds``: one shared pause, not a sleep per
+        request, capped so that a server asking for an hour does not park every caller."""
+        seconds = min(seconds, self._retry.max_retry_after)
+        self._cooling_until[key] = max(self._cooling_until.get(key, 0.0), now + seconds)
+        await self._limiter.cool_down(key, seconds)
+
     async def _call(self, endpoint: Endpoint[Q, T], query: Q, trace: CallTrace | None = None) -> T:
         """Send ``query`` through limiter, transport and decoder, retrying per the policy."""
         transport = self._transport
@@ -228,10 +274,11 @@ class CapillaryClient:
         limit = self._limits[key]
         limiter = self._limiter
         policy = self._retry
+        budget = self._budget
         stats = self.stats
         loop = asyncio.get_running_loop()
         debug = logger.isEnabledFor(logging.DEBUG)
-        started: float | None = None
+        started = 0.0
         attempt = 0
         while True:
             attempt += 1
@@ -241,27 +288,38 @@ class CapillaryClient:
             await limiter.acquire(key, limit)
             now = loop.time()
             stats.limiter_wait += now - waited_from
+            cooling_until = self._cooling_until.get(key, 0.0)
+            if cooling_until > waited_from:
+                stats.cooldown_wait += min(now, cooling_until) - waited_from
             stats.requests += 1
-            if started is None:
+            if attempt == 1:
                 # The retry budget counts from the first send, not from the wait for a token:
                 # a bulk run may queue for minutes and that is not a failure.
                 started = now
+                if budget is not None:
+                    budget.record_call(now)
             try:
                 raw = await transport.send(request)
-                payload = endpoint.decode(raw, time.time())
+                wall = time.time()
+                if raw.status != 429:
+                    exhausted = quota_exhausted_for(raw.headers, wall)
+                    if exhausted:
+                        await self._pause(key, exhausted, loop.time())
+                payload = endpoint.decode(raw, wall)
                 result = structure(payload, endpoint.model, key)
             except CapillaryError as exc:
-                delay = retry_delay(policy, attempt, exc, loop.time() - started)
+                now = loop.time()
+                delay = retry_delay(policy, attempt, exc, now - started)
+                rate_limited = isinstance(exc, RateLimitedError)
                 if isinstance(exc, RateLimitedError):
                     stats.rate_limited += 1
-                    # One shared pause for the endpoint rather than a sleep per request;
-                    # capped so that a server asking for an hour does not park every caller.
-                    pause = (
-                        exc.retry_after
-                        if exc.retry_after is not None
-                        else policy.backoff_wait(attempt)
+                    wait = exc.retry_after
+                    await self._pause(
+                        key, policy.backoff_wait(attempt) if wait is None else wait, now
                     )
-                    await limiter.cool_down(key, min(pause, policy.max_retry_after))
+                if delay is not None and budget is not None and not budget.try_retry(now):
+                    stats.budget_exhausted += 1
+                    delay = None
                 if debug:
                     logger.debug(
                         "%s %s attempt %d failed: %s; %s",
@@ -275,7 +333,7 @@ class CapillaryClient:
                     stats.errors += 1
                     raise
                 stats.retries += 1
-                if not isinstance(exc, RateLimitedError):
+                if not rate_limited:  # a rate-limited retry waits at the endpoint's gate
                     await asyncio.sleep(delay)
                 continue
             if debug:

@@ -159,48 +159,132 @@ class _Gate:
         self._open.set()
 
 
+# AIMD constants of the adaptive bucket, in shares of the configured rate and per window of
+# `per` seconds. A 429 cuts the rate to 70%; recovery adds 5% per window up to 95% of the
+# rate that drew the 429 (so it settles just under what the server accepts instead of
+# hitting it again), and that ceiling creeps up 0.5% per window so a raised quota is found.
+_CUT = 0.7
+_RECOVERY = 0.05
+_HEADROOM = 0.95
+_CREEP = 0.005
+_FLOOR = 0.05
+_RETUNE_STEP = 0.01
+
+
+class _AdaptiveBucket(AsyncLimiter):
+    """aiolimiter's bucket whose drain rate can be turned down after a 429 and up again.
+
+    AsyncLimiter(max_rate, time_period) is a bucket of capacity max_rate draining at
+    max_rate / time_period per second; time_period is picked for the drain rate that
+    :class:`RateLimit` computes (a plain AsyncLimiter(limit, per) admits 2 * limit in its
+    first window).
+    """
+
+    __slots__ = ("_ceiling", "_cut_at", "_cut_factor", "factor", "limit")
+
+    def __init__(self, limit: RateLimit) -> None:
+        super().__init__(limit.burst, limit.burst / limit.rate)
+        self.limit = limit
+        self.factor = 1.0
+        self._ceiling = 1.0
+        self._cut_at = 0.0
+        self._cut_factor = 1.0
+
+    @property
+    def rate(self) -> float:
+        self._leak()
+        return self._rate_per_sec
+
+    def _retune(self, factor: float) -> None:
+        super()._leak()  # settle the level at the old rate before the new one applies
+        self.factor = factor
+        self._rate_per_sec = self.limit.rate * factor
+        self.time_period = self.max_rate / self._rate_per_sec
+
+    def _leak(self) -> None:
+        # aiolimiter calls _leak before every decision, waiters' wake-ups included, so
+        # recovery follows the clock even when no new request arrives.
+        if self.factor < 1.0:
+            self._recover(self._loop.time())
+        super()._leak()
+
+    def _recover(self, now: float) -> None:
+        windows = (now - self._cut_at) / self.limit.per
+        ceiling = self._ceiling * (1.0 + _CREEP * windows) * _HEADROOM
+        target = min(1.0, self._cut_factor + _RECOVERY * windows, max(ceiling, self._cut_factor))
+        if target >= 1.0 or target - self.factor >= _RETUNE_STEP:
+            self._retune(target)
+
+    def cut(self, now: float) -> None:
+        self._ceiling = self.factor
+        self._cut_at = now
+        self._cut_factor = max(_FLOOR, self.factor * _CUT)
+        self._retune(self._cut_factor)
+        self._wake_next()  # the next waiter's timer was set for the old rate
+
+
+class _EndpointState:
+    __slots__ = ("bucket", "gate")
+
+    def __init__(self) -> None:
+        self.gate = _Gate()
+        self.bucket: _AdaptiveBucket | None = None
+
+
 class InProcessRateLimiter:
     """The default :class:`RateLimiter`: aiolimiter buckets and cooldown gates in this process.
+
+    With ``adaptive`` (the default) a cooldown also lowers the endpoint's rate: a 429 although
+    the proactive limit was respected means the server's quota is lower than configured, so
+    the rate is cut multiplicatively and recovered additively (AIMD) towards just under the
+    rate that drew the 429, converging on what the server accepts rather than producing a
+    429 storm.
 
     Correct for one process. Several processes sharing one API key each get the whole quota;
     use a shared backend for them.
     """
 
-    __slots__ = ("_buckets", "_gates")
+    __slots__ = ("_adaptive", "_endpoints")
 
-    def __init__(self) -> None:
-        self._buckets: dict[tuple[str, RateLimit], AsyncLimiter] = {}
-        self._gates: dict[str, _Gate] = {}
+    def __init__(self, *, adaptive: bool = True) -> None:
+        self._adaptive = adaptive
+        self._endpoints: dict[str, _EndpointState] = {}
 
-    def _bucket(self, key: str, limit: RateLimit) -> AsyncLimiter:
-        bucket = self._buckets.get((key, limit))
-        if bucket is None:
-            # AsyncLimiter(max_rate, time_period) is a bucket of capacity max_rate draining at
-            # max_rate / time_period per second; pick time_period to get our drain rate. A plain
-            # AsyncLimiter(limit, per) would admit 2 * limit in its first window.
-            bucket = AsyncLimiter(limit.burst, limit.burst / limit.rate)
-            self._buckets[(key, limit)] = bucket
-        return bucket
+    def _state(self, key: str) -> _EndpointState:
+        state = self._endpoints.get(key)
+        if state is None:
+            state = self._endpoints[key] = _EndpointState()
+        return state
 
     async def acquire(self, key: str, limit: RateLimit | None) -> None:
+        state = self._state(key)
+        gate = state.gate
         while True:
-            gate = self._gates.get(key)
-            if gate is not None and gate.closed:
+            if gate.closed:
                 await gate.wait()
             if limit is not None:
-                await self._bucket(key, limit).acquire()
+                bucket = state.bucket
+                if bucket is None or bucket.limit is not limit:
+                    bucket = state.bucket = _AdaptiveBucket(limit)
+                await bucket.acquire()
             # A cooldown may have begun while this request waited for its token; the token is
             # then spent unsent, which only errs on the side of the quota.
-            gate = self._gates.get(key)
-            if gate is None or not gate.closed:
+            if not gate.closed:
                 return
 
     async def cool_down(self, key: str, seconds: float) -> None:
-        gate = self._gates.get(key)
-        if gate is None:
-            gate = self._gates[key] = _Gate()
-        gate.close_for(seconds)
+        state = self._state(key)
+        # Answers to requests that left before this cooldown say nothing about the rate it
+        # leads to: cut once per cooldown, not once per 429 of the same burst.
+        if self._adaptive and state.bucket is not None and not state.gate.closed:
+            state.bucket.cut(asyncio.get_running_loop().time())
+        state.gate.close_for(seconds)
+
+    def effective_rate(self, key: str) -> float | None:
+        """Requests per second the endpoint's bucket lets through now (None: no bucket yet)."""
+        state = self._endpoints.get(key)
+        return state.bucket.rate if state is not None and state.bucket is not None else None
 
     async def aclose(self) -> None:
-        for gate in self._gates.values():
-            gate.cancel()
+        for state in self._endpoints.values():
+            state.gate.cancel()

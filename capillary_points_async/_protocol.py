@@ -49,6 +49,7 @@ class Region(str, enum.Enum):
 
 
 _MD5_HEX = re.compile(r"[0-9a-fA-F]{32}")
+_INT = re.compile(r"-?[0-9]+")
 
 
 class BasicAuth:
@@ -210,7 +211,7 @@ def _int_code(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
         return int(value)
     return None
 
@@ -274,6 +275,22 @@ def retry_after(headers: Mapping[str, str], now: float) -> float | None:
     return None
 
 
+_REMAINING_HEADERS: Final = ("X-RateLimit-Remaining", "RateLimit-Remaining")
+
+
+def quota_exhausted_for(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to hold an endpoint when the server says its quota is used up
+    (``X-RateLimit-Remaining: 0`` or ``RateLimit-Remaining: 0``) before it answers 429;
+    None when it does not say so or gives no reset time."""
+    for name in _REMAINING_HEADERS:
+        remaining = headers.get(name)
+        if remaining is not None:
+            if remaining.strip() != "0":
+                return None
+            return retry_after(headers, now)
+    return None
+
+
 # --------------------------------------------------------------------------- decoding
 
 
@@ -323,6 +340,11 @@ def _dict(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _member(obj: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
+    """``obj[key]`` when both are JSON objects, else None."""
+    return _dict(obj.get(key)) if obj is not None else None
+
+
 def decode_validation_code(raw: RawResponse, now: float) -> dict[str, Any]:
     """Decode a v1.1 validationcode answer into the ``validation_code.code`` object.
 
@@ -334,11 +356,10 @@ def decode_validation_code(raw: RawResponse, now: float) -> dict[str, Any]:
     """
     request_id = raw.headers.get(REQUEST_ID_HEADER)
     doc = _load(raw, VALIDATION_CODE, request_id)
-    response = _dict(_dict(doc) and doc.get("response"))
-    status = _dict(response and response.get("status"))
-    container = _dict(response and response.get("validation_code"))
-    item = _dict(container and container.get("code"))
-    item_status = _dict(item and item.get("item_status"))
+    response = _member(_dict(doc), "response")
+    status = _member(response, "status")
+    item = _member(_member(response, "validation_code"), "code")
+    item_status = _member(item, "item_status")
 
     failed = next(
         (s for s in (item_status, status) if s is not None and _flag(s.get("success")) is False),
@@ -374,9 +395,11 @@ def decode_transfer_check(raw: RawResponse, now: float) -> dict[str, Any]:
     request_id = raw.headers.get(REQUEST_ID_HEADER)
     doc = _dict(_load(raw, IS_TRANSFERRABLE, request_id))
     error_list = doc.get("errors") if doc is not None else None
-    first = _dict(error_list[0]) if isinstance(error_list, list) and error_list else None
-    if not 200 <= raw.status < 300 or first is not None:
-        first = first or {}
+    has_errors = isinstance(error_list, list) and bool(error_list)
+    if not 200 <= raw.status < 300 or has_errors:
+        entry = error_list[0] if has_errors else None  # type: ignore[index]
+        # An entry that is not the documented object still says the call failed.
+        first = _dict(entry) or ({"message": str(entry)} if entry is not None else {})
         message = first.get("message")
         raise _api_error(
             raw,

@@ -16,7 +16,7 @@ import backoff
 
 from .errors import APIError, CapillaryError, InvalidRequestError
 
-__all__ = ["RetryPolicy", "retry_delay"]
+__all__ = ["RetryBudget", "RetryPolicy", "retry_delay"]
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -38,6 +38,11 @@ def _attempts(_: object, __: object, value: int) -> None:
         )
 
 
+def _callable(_: object, attribute: attrs.Attribute[object], value: object) -> None:
+    if not callable(value):
+        raise InvalidRequestError(f"RetryPolicy.{attribute.name} must be callable, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """When and how long to retry.
@@ -55,6 +60,12 @@ class RetryPolicy:
         wait_max: the cap of one backoff wait before jitter.
         jitter: maps a wait to the one used; the default draws uniformly from ``[0, wait]``
             ("full jitter") so that many clients failing together do not retry together.
+        budget_ratio: retries may add at most this share of the calls made in the last
+            ``budget_window`` seconds (plus ``budget_min_retries``), so a failing upstream
+            gets fewer requests, not more; past it a call fails fast with its last error.
+            None turns the budget off.
+        budget_window: the budget's sliding window in seconds.
+        budget_min_retries: retries always allowed per window, so a quiet client can retry.
     """
 
     max_attempts: int = attrs.field(default=4, validator=_attempts)
@@ -62,7 +73,28 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=120.0, validator=_positive)
     wait_initial: float = attrs.field(default=0.5, validator=_positive)
     wait_max: float = attrs.field(default=30.0, validator=_positive)
-    jitter: Callable[[float], float] = attrs.field(default=backoff.full_jitter, repr=False)
+    jitter: Callable[[float], float] = attrs.field(
+        default=backoff.full_jitter, repr=False, validator=_callable
+    )
+    budget_ratio: float | None = attrs.field(default=0.2)
+    budget_window: float = attrs.field(default=10.0, validator=_positive)
+    budget_min_retries: int = attrs.field(default=10)
+
+    def __attrs_post_init__(self) -> None:
+        ratio = self.budget_ratio
+        if ratio is not None and (
+            isinstance(ratio, bool)
+            or not isinstance(ratio, (int, float))
+            or not (math.isfinite(ratio) and ratio >= 0)
+        ):
+            raise InvalidRequestError(
+                f"RetryPolicy.budget_ratio must be >= 0 or None, got {ratio!r}"
+            )
+        minimum = self.budget_min_retries
+        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+            raise InvalidRequestError(
+                f"RetryPolicy.budget_min_retries must be a whole number >= 0, got {minimum!r}"
+            )
 
     def backoff_wait(self, attempt: int) -> float:
         """The un-jittered wait after failed attempt number ``attempt`` (1-based)."""
@@ -71,7 +103,47 @@ class RetryPolicy:
         return next(itertools.islice(waits, attempt, None))
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
+NO_RETRY = RetryPolicy(max_attempts=1, budget_ratio=None)
+
+
+class RetryBudget:
+    """Counts calls and retries over a sliding window kept as a ring of slots, so that both
+    bookkeeping steps cost O(1) on the hot path (Finagle's retry budget, in small)."""
+
+    __slots__ = ("_calls", "_current", "_minimum", "_ratio", "_retries", "_slot_length")
+
+    _SLOTS = 10
+
+    def __init__(self, ratio: float, window: float, minimum: int) -> None:
+        self._ratio = ratio
+        self._minimum = minimum
+        self._slot_length = window / self._SLOTS
+        self._calls = [0] * self._SLOTS
+        self._retries = [0] * self._SLOTS
+        self._current = 0
+
+    def _slot(self, now: float) -> int:
+        slot = int(now // self._slot_length)
+        if slot != self._current:
+            # Clear the slots the clock skipped since the last event (all of them after a
+            # quiet spell longer than the window).
+            for stale in range(max(self._current + 1, slot - self._SLOTS + 1), slot + 1):
+                self._calls[stale % self._SLOTS] = 0
+                self._retries[stale % self._SLOTS] = 0
+            self._current = slot
+        return slot % self._SLOTS
+
+    def record_call(self, now: float) -> None:
+        """Count a call's first attempt."""
+        self._calls[self._slot(now)] += 1
+
+    def try_retry(self, now: float) -> bool:
+        """Take a retry from the budget; False when the window's budget is spent."""
+        index = self._slot(now)
+        if sum(self._retries) >= self._minimum + self._ratio * sum(self._calls):
+            return False
+        self._retries[index] += 1
+        return True
 
 
 def retry_delay(

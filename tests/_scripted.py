@@ -45,25 +45,35 @@ def sample(name: str) -> bytes:
 
 
 def ok_validation_code(request_id: str = "vc-1") -> Reply:
-    return Reply(body=sample("validationcode_page_200.json"), headers={"X-Cap-Requestid": request_id})
+    return Reply(
+        body=sample("validationcode_page_200.json"), headers={"X-Cap-Requestid": request_id}
+    )
 
 
 def ok_transfer_check(request_id: str = "tc-1") -> Reply:
-    return Reply(body=sample("istransferrable_page_200.json"), headers={"X-Cap-Requestid": request_id})
+    return Reply(
+        body=sample("istransferrable_page_200.json"), headers={"X-Cap-Requestid": request_id}
+    )
 
 
 def v2_error(code: int, message: str, status: int = 400, **headers: str) -> Reply:
     import json
 
-    body = json.dumps({"warnings": [], "errors": [{"status": False, "code": code, "message": message}]})
+    body = json.dumps(
+        {"warnings": [], "errors": [{"status": False, "code": code, "message": message}]}
+    )
     return Reply(status=status, body=body, headers={"X-Cap-Requestid": f"err-{code}", **headers})
 
 
 class ScriptedServer:
     def __init__(self) -> None:
         self.queues: dict[str, deque[Reply]] = defaultdict(deque)
-        self.defaults: dict[str, Reply] = {VC_PATH: ok_validation_code(), TC_PATH: ok_transfer_check()}
+        self.defaults: dict[str, Reply] = {
+            VC_PATH: ok_validation_code(),
+            TC_PATH: ok_transfer_check(),
+        }
         self.seen: list[Seen] = []
+        self._arrived = asyncio.Condition()
         self._stop = asyncio.Event()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
@@ -75,6 +85,11 @@ class ScriptedServer:
 
     def script(self, path: str, *replies: Reply) -> None:
         self.queues[path].extend(replies)
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Return once ``count`` requests have arrived."""
+        async with self._arrived:
+            await self._arrived.wait_for(lambda: len(self.seen) >= count)
 
     def arrivals(self, path: str | None = None) -> list[float]:
         return [s.time for s in self.seen if path is None or s.path == path]
@@ -91,6 +106,8 @@ class ScriptedServer:
                 body=await request.read(),
             )
         )
+        async with self._arrived:
+            self._arrived.notify_all()
         queue = self.queues[request.path]
         reply = queue.popleft() if queue else self.defaults.get(request.path, Reply(status=404))
         if reply.hang:

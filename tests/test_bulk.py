@@ -40,11 +40,15 @@ class FakeTransport:
         self.most_in_flight = 0
         self.sent = 0
         self.closed = False
+        self.saturated = asyncio.Event()  # set when `saturate_at` calls are in flight
+        self.saturate_at = 0
 
     async def send(self, request: ApiRequest) -> RawResponse:
         self.sent += 1
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        if self.in_flight == self.saturate_at:
+            self.saturated.set()
         try:
             body = orjson.loads(request.body or b"{}")
             points = body.get("pointsTobeTransferred", 1)
@@ -85,7 +89,9 @@ def client_with(transport: FakeTransport) -> CapillaryClient:
 async def test_every_input_gets_exactly_one_outcome() -> None:
     transport = FakeTransport(delay=1.0)
     async with client_with(transport) as client:
-        outcomes = [o async for o in client.points.is_transferrable_many(requests(500, 7), concurrency=16)]
+        outcomes = [
+            o async for o in client.points.is_transferrable_many(requests(500, 7), concurrency=16)
+        ]
     assert len(outcomes) == 500
     by_value = {o.request.from_customer.value: o for o in outcomes}
     assert len(by_value) == 500
@@ -100,12 +106,18 @@ async def test_every_input_gets_exactly_one_outcome() -> None:
 @pytest.mark.looptime
 async def test_unordered_yields_as_completed_and_ordered_keeps_input_order() -> None:
     async with client_with(FakeTransport(delay=1.0)) as client:
-        unordered = [o async for o in client.points.is_transferrable_many(requests(50), concurrency=10)]
+        unordered = [
+            o async for o in client.points.is_transferrable_many(requests(50), concurrency=10)
+        ]
         ordered = [
-            o async for o in client.points.is_transferrable_many(requests(50), concurrency=10, ordered=True)
+            o
+            async for o in client.points.is_transferrable_many(
+                requests(50), concurrency=10, ordered=True
+            )
         ]
     index = [int(o.request.from_customer.value.split("-")[1]) for o in unordered]
-    assert sorted(index) == list(range(50)) and index != list(range(50))
+    assert sorted(index) == list(range(50))
+    assert index != list(range(50))
     assert [int(o.request.from_customer.value.split("-")[1]) for o in ordered] == list(range(50))
 
 
@@ -165,6 +177,7 @@ async def test_breaking_out_cancels_in_flight_requests() -> None:
 @pytest.mark.looptime
 async def test_cancelling_the_consumer_cancels_in_flight_requests() -> None:
     transport = FakeTransport(delay=100.0)
+    transport.saturate_at = 32
     async with client_with(transport) as client:
 
         async def consume() -> None:
@@ -172,8 +185,7 @@ async def test_cancelling_the_consumer_cancels_in_flight_requests() -> None:
                 pass
 
         task = asyncio.create_task(consume())
-        while transport.in_flight < 32:
-            await asyncio.sleep(0)
+        await transport.saturated.wait()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -204,10 +216,15 @@ def test_bad_concurrency_or_input_raise_at_once() -> None:
 
 async def test_bulk_against_a_real_server_accounts_for_every_input() -> None:
     async with ScriptedServer() as server:
-        server.script("/v2/points/isTransferrable", v2_error(8015, "not found"), v2_error(3316, "group"))
+        server.script(
+            "/v2/points/isTransferrable", v2_error(8015, "not found"), v2_error(3316, "group")
+        )
         async with CapillaryClient(server.url, BasicAuth("till", "pw"), rate_limit=None) as client:
             outcomes = [
-                o async for o in client.points.is_transferrable_many(requests(40), concurrency=8, ordered=True)
+                o
+                async for o in client.points.is_transferrable_many(
+                    requests(40), concurrency=8, ordered=True
+                )
             ]
             codes = [
                 o
@@ -215,6 +232,7 @@ async def test_bulk_against_a_real_server_accounts_for_every_input() -> None:
                     [ValidationCodeRequest(Identifier.mobile("919777785205"), 5)] * 5
                 )
             ]
-    assert len(outcomes) == 40 and sum(not o.ok for o in outcomes) == 2
+    assert len(outcomes) == 40
+    assert sum(not o.ok for o in outcomes) == 2
     assert all(o.ok and o.value is not None and o.value.item_status.success for o in codes)
     assert len(server.seen) == 45

@@ -19,9 +19,7 @@ KEY = "v2/points/isTransferrable"
 def max_in_window(times: list[float], window: float) -> int:
     """The most events in any closed window [t, t + window]."""
     times = sorted(times)
-    return max(
-        (bisect.bisect_right(times, t + window) - i for i, t in enumerate(times)), default=0
-    )
+    return max((bisect.bisect_right(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 async def grant_times(acquire: object, count: int) -> list[float]:
@@ -211,6 +209,59 @@ def test_in_process_limiter_satisfies_the_protocol() -> None:
         ((10,), {"safety_margin": -0.1}),
     ],
 )
-def test_rate_limit_rejects_impossible_settings(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
+def test_rate_limit_rejects_impossible_settings(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
     with pytest.raises(InvalidRequestError):
         RateLimit(*args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.looptime
+async def test_a_429_cuts_the_rate_once_per_cooldown_and_it_recovers_under_the_ceiling() -> None:
+    limiter = InProcessRateLimiter()
+    limit = RateLimit(100, per=1.0)
+    loop = asyncio.get_running_loop()
+    await limiter.acquire(KEY, limit)
+    assert limiter.effective_rate(KEY) == pytest.approx(limit.rate)
+
+    await limiter.cool_down(KEY, 1.0)
+    await limiter.cool_down(KEY, 1.0)  # the same burst's other 429s: no second cut
+    assert limiter.effective_rate(KEY) == pytest.approx(0.7 * limit.rate)
+
+    await asyncio.sleep(1.0)
+    await limiter.cool_down(KEY, 1.0)  # a 429 at 70%: that rate becomes the ceiling
+    cut_at = loop.time()
+    assert limiter.effective_rate(KEY) == pytest.approx(0.49 * limit.rate)
+
+    times = await grant_times(lambda: limiter.acquire(KEY, limit), 400)
+    windows = loop.time() - cut_at
+    ceiling = 0.7 * 0.95 * (1 + 0.005 * windows) * limit.rate
+    rate = limiter.effective_rate(KEY)
+    assert rate is not None
+    assert 0.6 * limit.rate < rate <= ceiling
+    # The first second after the 1 s cooldown ran near the cut rate (49% plus 5% a second of
+    # recovery, so at most 59% by its end), not at the configured one.
+    first = [t for t in times if t < 2.0]
+    assert 0.45 * limit.rate <= len(first) <= 2 + (0.49 + 0.05 * 2) * limit.rate
+
+
+@pytest.mark.looptime
+async def test_rate_recovers_fully_after_a_quiet_spell() -> None:
+    limiter = InProcessRateLimiter()
+    limit = RateLimit(10, per=1.0)
+    await limiter.acquire(KEY, limit)
+    await limiter.cool_down(KEY, 0.5)
+    assert limiter.effective_rate(KEY) == pytest.approx(0.7 * limit.rate)
+    await asyncio.sleep(30.0)  # 0.5% a window lifts the 95% ceiling above 100% within ~11 s
+    await limiter.acquire(KEY, limit)
+    assert limiter.effective_rate(KEY) == pytest.approx(limit.rate)
+
+
+@pytest.mark.looptime
+async def test_non_adaptive_limiter_keeps_its_rate() -> None:
+    limiter = InProcessRateLimiter(adaptive=False)
+    limit = RateLimit(10, per=1.0)
+    await limiter.acquire(KEY, limit)
+    await limiter.cool_down(KEY, 0.5)
+    assert limiter.effective_rate(KEY) == pytest.approx(limit.rate)
+    assert limiter.effective_rate("v1.1/points/validationcode") is None

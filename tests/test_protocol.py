@@ -927,23 +927,12 @@ def test_validation_code_empty_envelope_fails_to_decode_end_to_end(body: str) ->
     assert info.value.request_id == "rid-empty"
 
 
-@pytest.mark.xfail(
-    reason="_protocol.decode_validation_code: `_dict(x) and x.get(...)` short-circuits on an "
-    "empty dict, so {} / {'response': {}} are returned as the item instead of raising the "
-    "shape error",
-    strict=True,
-)
 @pytest.mark.parametrize("body", ["{}", '{"response": {}}'])
 def test_validation_code_empty_envelope_is_a_shape_error(body: str) -> None:
     with pytest.raises(ResponseDecodeError, match="documented envelope"):
         decode_validation_code(raw_response(body), NOW)
 
 
-@pytest.mark.xfail(
-    reason="_protocol._int_code: '--5'.lstrip('-') and '²' pass isdigit() but int() raises "
-    "ValueError, which escapes the decoder instead of becoming an APIError",
-    strict=True,
-)
 @pytest.mark.parametrize("code", ["--5", "\u00b2"])
 @pytest.mark.parametrize("decode", [decode_validation_code, decode_transfer_check])
 def test_garbage_code_strings_never_escape_as_value_error(decode: Any, code: str) -> None:

@@ -228,11 +228,6 @@ def test_small_valid_values_are_accepted(changes: dict[str, Any]) -> None:
         assert getattr(retry, name) == value
 
 
-@pytest.mark.xfail(
-    reason="_retry.RetryPolicy: `jitter` has no validator, so a non-callable is accepted and "
-    "only fails (TypeError) in the middle of a call's first retry",
-    strict=True,
-)
 @pytest.mark.parametrize("jitter", [None, 0.5, "full"])
 def test_non_callable_jitter_is_rejected(jitter: Any) -> None:
     with pytest.raises(InvalidRequestError, match="jitter"):
