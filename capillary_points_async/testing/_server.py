@@ -1,0 +1,479 @@
+"""FakeCapillary: the sandbox's aiohttp server.
+
+Every request goes through :meth:`FakeCapillary._dispatch` in the order a real deployment
+would treat it: the gateway logs its arrival and may throttle it, the backend may be slow, a
+proxy may drop the connection or answer with its own HTML page, then the application checks
+the credentials and answers in its envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import math
+import random
+import socket
+import struct
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any, NoReturn
+
+import attrs
+import orjson
+from aiohttp import web
+
+from ._envelopes import (
+    JSON,
+    html_error_page,
+    transfer_check,
+    v2_errors,
+    v11_error,
+    v11_status,
+    v11_validation_code,
+)
+from ._faults import Fate, FaultKind, Faults, decide
+from ._state import (
+    IDENTIFIER_KINDS,
+    SandboxCustomer,
+    SandboxState,
+    identifier_kind_of_v2_type,
+)
+from ._traffic import (
+    IS_TRANSFERRABLE,
+    VALIDATION_CODE,
+    RateLimitRule,
+    RateLimitValue,
+    SlidingWindow,
+    Stats,
+    per_endpoint,
+)
+
+__all__ = ["FakeCapillary"]
+
+_NO_FATE = Fate()
+_BUSY_MESSAGE = "Multiple actions are running for the same customer. Please try after some time"
+
+
+class _Rejected(Exception):
+    """An application-level error answer, raised by request parsing deep in a handler."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _reject(status: int, code: int, message: str) -> NoReturn:
+    raise _Rejected(status, code, message)
+
+
+@attrs.frozen
+class _Endpoint:
+    key: str
+    v2: bool
+    handle: Callable[[web.Request], Awaitable[JSON]]
+
+    def error(self, code: int, message: str, *, gateway: bool = False) -> JSON:
+        return v2_errors(code, message, gateway=gateway) if self.v2 else v11_error(code, message)
+
+    @property
+    def throttled_code(self) -> int:
+        # v1.1 has its own code for an exceeded quota; v2 repeats the HTTP status.
+        return 429 if self.v2 else 517
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _basic_authorization(username: str, password: str) -> bytes:
+    """The ``Authorization`` value Capillary expects: the password travels as its MD5 hex."""
+    digest = hashlib.md5(password.encode(), usedforsecurity=False).hexdigest()
+    return b"Basic " + base64.b64encode(f"{username}:{digest}".encode())
+
+
+# -- request parsing: pure, raising _Rejected with the documented code -------------------------
+
+
+def _query_points(raw: str | None) -> int | None:
+    # Not checked for sign: the docs' own curl sends points=-100 and gets it echoed back.
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        _reject(400, 400, f"points must be a whole number, got {raw!r}")
+
+
+def _query_identifier(query: Mapping[str, str]) -> tuple[str, str]:
+    for kind in IDENTIFIER_KINDS:
+        value = query.get(kind, "").strip()
+        if value:
+            return kind, value
+    _reject(400, 400, f"pass one identifier: {', '.join(IDENTIFIER_KINDS)}")
+
+
+def _transfer_points(value: object) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        _reject(400, 422, "Invalid points")
+    if value != int(value):
+        _reject(400, 807, "Points should be whole numbers only")
+    return float(value)
+
+
+def _whole_number(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _flag(value: object, name: str) -> bool:
+    # New samples send booleans, old ones the strings "true"/"false" (API-NOTES.md).
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    _reject(400, 400, f"{name} must be true or false")
+
+
+def _v2_identifier(value: object) -> tuple[str, str]:
+    if isinstance(value, dict):
+        kind = identifier_kind_of_v2_type(value.get("type") or "")
+        raw = value.get("value")
+        if kind and isinstance(raw, (str, int)) and not isinstance(raw, bool) and str(raw).strip():
+            return kind, str(raw)
+    _reject(400, 8013, "Invalid identifier passed")
+
+
+class FakeCapillary:
+    """A local Capillary points API, for tests and benchmarks: a real HTTP server on loopback.
+
+    It serves ``GET /v1.1/points/validationcode`` and ``POST /v2/points/isTransferrable``
+    (also spelled ``isTransferable``) with the documented envelopes, codes and statuses,
+    checks Basic credentials, rate-limits like a gateway, and injects faults on demand::
+
+        async with FakeCapillary(customers=100, seed=7) as fake:
+            async with CapillaryClient(fake.url, BasicAuth("sandbox", "sandbox")) as client:
+                ...
+            fake.state.otp_for("9777785206")   # the code "sent by SMS"
+            fake.stats.by_status()             # Counter({200: ...})
+
+    Args:
+        host: interface to listen on; loopback by default.
+        port: port to listen on; 0 picks a free one (read :attr:`url`).
+        username: the till code clients must send.
+        password: the plain password; clients send its MD5 hex digest. It is kept only as
+            the expected header and never shown in a repr.
+        seed: makes generated customers, validation codes, request ids and faults
+            reproducible.
+        customers: how many customers to generate besides the documentation's ones
+            (identifier scheme: :func:`generate_customers`).
+        otp_validity: seconds a validation code stays valid.
+        rate_limits: ``RateLimitRule`` or ``(limit, per)`` for every endpoint, or a mapping
+            from endpoint key (``"*"`` for the rest) to one. None: no limit.
+        faults: :class:`Faults` for every endpoint, or a mapping like ``rate_limits``.
+        clock: the time source of rate windows, validation-code validity and arrival times;
+            the running loop's ``time()`` by default, so that ``looptime`` applies. Tests can
+            pass a callable they advance themselves.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        username: str = "sandbox",
+        password: str = "sandbox",
+        seed: int = 0,
+        customers: int = 0,
+        otp_validity: float = 900.0,
+        rate_limits: RateLimitValue | Mapping[str, RateLimitValue] | None = None,
+        faults: Faults | Mapping[str, Faults] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.host, self.port, self.seed, self.username = host, port, seed, username
+        self._authorization = _basic_authorization(username, password)
+        self._clock = clock or _loop_time
+        #: Customers, programs and issued validation codes.
+        self.state = SandboxState(
+            clock=self.now, seed=seed, customers=customers, otp_validity=otp_validity
+        )
+        #: Requests, responses and arrival times per endpoint key.
+        self.stats = Stats()
+        #: Loop time at which the server started; ``Faults.throttle_during`` counts from it.
+        self.started_at = 0.0
+        self._request_ids = random.Random(f"{seed}/request-ids")
+        self._windows: dict[str, SlidingWindow] = {}
+        self._faults: dict[str, Faults] = {}
+        self._faulted: Counter[str] = Counter()
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+        self._endpoints = {
+            "/v1.1/points/validationcode": _Endpoint(VALIDATION_CODE, False, self._validation_code),
+            "/v2/points/isTransferrable": _Endpoint(IS_TRANSFERRABLE, True, self._is_transferrable),
+            "/v2/points/isTransferable": _Endpoint(IS_TRANSFERRABLE, True, self._is_transferrable),
+        }
+        self.set_rate_limits(rate_limits)
+        self.set_faults(faults)
+
+    def __repr__(self) -> str:
+        return f"FakeCapillary(url={self._url!r}, username={self.username!r}, seed={self.seed!r})"
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``; pass it as the client's region."""
+        if self._url is None:
+            raise RuntimeError("FakeCapillary is not started; use 'async with' or start()")
+        return self._url
+
+    def now(self) -> float:
+        """The sandbox's clock (the running loop's time unless a clock was given)."""
+        return self._clock()
+
+    async def start(self) -> FakeCapillary:
+        """Start listening; returns the sandbox (``fake = await FakeCapillary().start()``)."""
+        if self._runner is not None:
+            raise RuntimeError("FakeCapillary is already started")
+        app = web.Application()
+        for path, endpoint in self._endpoints.items():
+            method = "POST" if endpoint.v2 else "GET"
+            app.router.add_route(method, path, self._handler(endpoint))
+        app.router.add_route("*", "/{tail:.*}", self._not_found)
+        # handler_cancellation: a client that gives up on a slow answer cancels its handler,
+        # so close() never waits for latency that nobody is waiting for.
+        runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        host, port = runner.addresses[0][:2]
+        self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        self._runner = runner
+        self.started_at = self.now()
+        return self
+
+    async def close(self) -> None:
+        """Stop listening and drop open connections. Safe to call twice."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> FakeCapillary:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- configuration at run time -----------------------------------------------------------
+
+    @property
+    def faults(self) -> Mapping[str, Faults]:
+        """The faults in force, per endpoint key. Assign to replace them (see set_faults)."""
+        return dict(self._faults)
+
+    @faults.setter
+    def faults(self, faults: Faults | Mapping[str, Faults] | None) -> None:
+        self.set_faults(faults)
+
+    def set_faults(self, faults: Faults | Mapping[str, Faults] | None) -> None:
+        """Replace the faults; ``Faults.for_requests`` counts again from here. None heals."""
+        self._faults = per_endpoint(faults, Faults.coerce)
+        self._faulted.clear()
+
+    def heal(self) -> None:
+        """Remove every fault."""
+        self.set_faults(None)
+
+    def set_rate_limits(
+        self, rate_limits: RateLimitValue | Mapping[str, RateLimitValue] | None
+    ) -> None:
+        """Replace the rate limits; the windows start empty. None removes them."""
+        rules = per_endpoint(rate_limits, RateLimitRule.coerce)
+        self._windows = {key: SlidingWindow(rule) for key, rule in rules.items()}
+
+    def arrivals(self, endpoint: str | None = None) -> list[float]:
+        """When requests arrived (the sandbox's clock), for one endpoint key or all, including
+        the ones answered 429 or faulted: what the client really sent, as the server saw it."""
+        return self.stats.arrivals(endpoint)
+
+    # -- the request pipeline ----------------------------------------------------------------
+
+    def _handler(
+        self, endpoint: _Endpoint
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self._dispatch(request, endpoint)
+
+        return handle
+
+    async def _dispatch(self, request: web.Request, endpoint: _Endpoint) -> web.StreamResponse:
+        now = self.now()
+        index = self.stats.record_arrival(endpoint.key, now)
+        fate = self._fate(endpoint.key, index, now)
+        window = self._windows.get(endpoint.key)
+        retry_after = fate.retry_after if fate.fault is FaultKind.THROTTLE else None
+        if retry_after is None and window is not None:
+            retry_after = window.admit(now)
+        if retry_after is not None:
+            body = endpoint.error(endpoint.throttled_code, "Rate limit exceeded", gateway=True)
+            return self._json(endpoint.key, 429, body, {"Retry-After": str(retry_after)})
+        if fate.latency:
+            await asyncio.sleep(fate.latency)
+        if fate.fault is FaultKind.RESET:
+            return self._reset(request, endpoint.key)
+        if fate.fault is FaultKind.ERROR_PAGE:
+            page = html_error_page(fate.status).encode()
+            return self._respond(endpoint.key, fate.status, page, content_type="text/html")
+        if not self._authorized(request):
+            return self._json(endpoint.key, 401, endpoint.error(401, "Unauthorized", gateway=True))
+        if fate.fault is FaultKind.BUSY and endpoint.v2:
+            return self._json(endpoint.key, 521, endpoint.error(521, _BUSY_MESSAGE))
+        try:
+            status, body = 200, await endpoint.handle(request)
+        except _Rejected as rejected:
+            status, body = rejected.status, endpoint.error(rejected.code, rejected.message)
+        payload = orjson.dumps(body)
+        if fate.fault is FaultKind.TRUNCATE:
+            payload = payload[: len(payload) // 2]
+        return self._respond(endpoint.key, status, payload)
+
+    def _fate(self, key: str, index: int, now: float) -> Fate:
+        faults = self._faults.get(key)
+        if faults is None:
+            return _NO_FATE
+        self._faulted[key] += 1
+        if faults.for_requests is not None and self._faulted[key] > faults.for_requests:
+            return _NO_FATE
+        return decide(faults, random.Random(f"{self.seed}/{key}/{index}"), now - self.started_at)
+
+    def _authorized(self, request: web.Request) -> bool:
+        sent = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        return hmac.compare_digest(sent, self._authorization)
+
+    def _reset(self, request: web.Request, key: str) -> web.StreamResponse:
+        self.stats.resets[key] += 1
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0: closing sends RST, as a crashed proxy would, rather than a polite FIN.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        # aiohttp's attempt to write this to the dead transport is what ends the request; it
+        # treats that as the client having gone away and logs nothing.
+        return web.Response()
+
+    def _json(
+        self, key: str, status: int, body: JSON, headers: Mapping[str, str] | None = None
+    ) -> web.Response:
+        return self._respond(key, status, orjson.dumps(body), headers=headers)
+
+    def _respond(
+        self,
+        key: str | None,
+        status: int,
+        payload: bytes,
+        *,
+        content_type: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        if key is not None:
+            self.stats.responses[(key, status)] += 1
+        request_id = str(uuid.UUID(int=self._request_ids.getrandbits(128), version=4))
+        response = web.Response(
+            status=status, body=payload, content_type=content_type, headers=headers
+        )
+        response.headers["X-Cap-Requestid"] = request_id
+        return response
+
+    async def _not_found(self, request: web.Request) -> web.StreamResponse:
+        body = v2_errors(404, f"No such resource: {request.method} {request.path}", gateway=True)
+        return self._respond(None, 404, orjson.dumps(body))
+
+    # -- the two endpoints -------------------------------------------------------------------
+
+    async def _validation_code(self, request: web.Request) -> JSON:
+        query = request.query
+        kind, value = _query_identifier(query)
+        points = _query_points(query.get("points"))
+        if query.get("format", "json").lower() != "json":
+            _reject(400, 400, "the sandbox answers format=json only")
+        customer = self.state.find(kind, value)
+        if customer is None:
+            # Echo what was asked for, as the redeem endpoint's documented 816 answer does.
+            return v11_validation_code(
+                mobile=query.get("mobile", ""),
+                email=query.get("email", ""),
+                external_id=query.get("external_id", ""),
+                points=points,
+                item_status=v11_status(False, 816, "Customer not found for organization"),
+            )
+        self.state.issue_otp(customer)
+        return v11_validation_code(
+            mobile=customer.mobile or "",
+            email=customer.email or "",
+            external_id=customer.external_id or "",
+            points=points,
+            item_status=v11_status(True, 200, "Validation Code Issued by SMS"),
+        )
+
+    async def _is_transferrable(self, request: web.Request) -> JSON:
+        if request.content_type != "application/json":
+            _reject(415, 415, "Unsupported Media Type: send application/json")
+        try:
+            body: Any = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            _reject(400, 400, "the body is not valid JSON")
+        if not isinstance(body, dict):
+            _reject(400, 400, "the body must be a JSON object")
+        points = _transfer_points(body.get("pointsTobeTransferred"))
+        raw_program = body.get("programId")
+        program = (
+            self.state.default_program()
+            if raw_program is None
+            else (self.state.programs.get(_whole_number(raw_program) or -1))
+        )
+        if program is None:
+            _reject(400, 885, "Invalid program id passed")
+        if _flag(body.get("groupProgramTransfer"), "groupProgramTransfer") and not program.group:
+            _reject(400, 3316, "Group redemption action executed for non-group redemption payload.")
+        issue_otp = _flag(body.get("issueOtp"), "issueOtp")
+        source = self._customer(body.get("fromCustomerIdentifier"))
+        target = self._customer(body.get("toCustomerIdentifier"))
+        if source.user_id == target.user_id:
+            _reject(400, 418, "From and to customer are the same")
+        transferrable = source.can_transfer(points)
+        if transferrable and issue_otp:
+            self.state.issue_otp(source)
+        return transfer_check(points, source, target, transferrable)
+
+    def _customer(self, identifier: object) -> SandboxCustomer:
+        customer = self.state.find(*_v2_identifier(identifier))
+        if customer is None:
+            _reject(400, 8015, "Customer not found for the given identifiers")
+        return customer
