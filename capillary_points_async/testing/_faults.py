@@ -44,9 +44,17 @@ def _latency(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 def _interval(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (
-        isinstance(value, tuple) and len(value) == 2 and value[0] <= value[1]
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(isinstance(bound, (int, float)) for bound in value)
+        and value[0] <= value[1]
     ):
         raise ValueError(f"{attribute.name} must be None or a (start, end) pair, got {value!r}")
+
+
+def _count(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{attribute.name} must be a whole number >= 0, got {value!r}")
 
 
 def _server_errors(
@@ -84,13 +92,13 @@ class Faults:
     latency: float | tuple[float, float] = attrs.field(default=0.0, validator=_latency)
     throttle_rate: float = attrs.field(default=0.0, validator=_share)
     throttle_during: tuple[float, float] | None = attrs.field(default=None, validator=_interval)
-    throttle_retry_after: int = 1
+    throttle_retry_after: int = attrs.field(default=1, validator=_count)
     reset_rate: float = attrs.field(default=0.0, validator=_share)
     error_rate: float = attrs.field(default=0.0, validator=_share)
     error_statuses: tuple[int, ...] = attrs.field(default=(502, 503), validator=_server_errors)
     busy_rate: float = attrs.field(default=0.0, validator=_share)
     truncate_rate: float = attrs.field(default=0.0, validator=_share)
-    for_requests: int | None = None
+    for_requests: int | None = attrs.field(default=None, validator=_count)
 
     def __attrs_post_init__(self) -> None:
         if sum(share for _, share in self.shares()) > 1 + 1e-9:

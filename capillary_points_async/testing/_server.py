@@ -12,7 +12,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import math
 import random
 import socket
 import struct
@@ -20,7 +19,6 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, NoReturn
 
 import attrs
 import orjson
@@ -36,12 +34,8 @@ from ._envelopes import (
     v11_validation_code,
 )
 from ._faults import Fate, FaultKind, Faults, decide
-from ._state import (
-    IDENTIFIER_KINDS,
-    SandboxCustomer,
-    SandboxState,
-    identifier_kind_of_v2_type,
-)
+from ._parsing import Rejected, parse_transfer_check, parse_validation_code, reject
+from ._state import SandboxCustomer, SandboxState
 from ._traffic import (
     IS_TRANSFERRABLE,
     VALIDATION_CODE,
@@ -56,18 +50,6 @@ __all__ = ["FakeCapillary"]
 
 _NO_FATE = Fate()
 _BUSY_MESSAGE = "Multiple actions are running for the same customer. Please try after some time"
-
-
-class _Rejected(Exception):
-    """An application-level error answer, raised by request parsing deep in a handler."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _reject(status: int, code: int, message: str) -> NoReturn:
-    raise _Rejected(status, code, message)
 
 
 @attrs.frozen
@@ -93,66 +75,6 @@ def _basic_authorization(username: str, password: str) -> bytes:
     """The ``Authorization`` value Capillary expects: the password travels as its MD5 hex."""
     digest = hashlib.md5(password.encode(), usedforsecurity=False).hexdigest()
     return b"Basic " + base64.b64encode(f"{username}:{digest}".encode())
-
-
-# -- request parsing: pure, raising _Rejected with the documented code -------------------------
-
-
-def _query_points(raw: str | None) -> int | None:
-    # Not checked for sign: the docs' own curl sends points=-100 and gets it echoed back.
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        _reject(400, 400, f"points must be a whole number, got {raw!r}")
-
-
-def _query_identifier(query: Mapping[str, str]) -> tuple[str, str]:
-    for kind in IDENTIFIER_KINDS:
-        value = query.get(kind, "").strip()
-        if value:
-            return kind, value
-    _reject(400, 400, f"pass one identifier: {', '.join(IDENTIFIER_KINDS)}")
-
-
-def _transfer_points(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        _reject(400, 422, "Invalid points")
-    if value != int(value):
-        _reject(400, 807, "Points should be whole numbers only")
-    return float(value)
-
-
-def _whole_number(value: object) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def _flag(value: object, name: str) -> bool:
-    # New samples send booleans, old ones the strings "true"/"false" (API-NOTES.md).
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    _reject(400, 400, f"{name} must be true or false")
-
-
-def _v2_identifier(value: object) -> tuple[str, str]:
-    if isinstance(value, dict):
-        kind = identifier_kind_of_v2_type(value.get("type") or "")
-        raw = value.get("value")
-        if kind and isinstance(raw, (str, int)) and not isinstance(raw, bool) and str(raw).strip():
-            return kind, str(raw)
-    _reject(400, 8013, "Invalid identifier passed")
 
 
 class FakeCapillary:
@@ -355,7 +277,7 @@ class FakeCapillary:
             return self._json(endpoint.key, 521, endpoint.error(521, _BUSY_MESSAGE))
         try:
             status, body = 200, await endpoint.handle(request)
-        except _Rejected as rejected:
+        except Rejected as rejected:
             status, body = rejected.status, endpoint.error(rejected.code, rejected.message)
         payload = orjson.dumps(body)
         if fate.fault is FaultKind.TRUNCATE:
@@ -418,19 +340,16 @@ class FakeCapillary:
     # -- the two endpoints -------------------------------------------------------------------
 
     async def _validation_code(self, request: web.Request) -> JSON:
-        query = request.query
-        kind, value = _query_identifier(query)
-        points = _query_points(query.get("points"))
-        if query.get("format", "json").lower() != "json":
-            _reject(400, 400, "the sandbox answers format=json only")
-        customer = self.state.find(kind, value)
+        query = parse_validation_code(request.query)
+        customer = self.state.find(query.kind, query.value)
         if customer is None:
             # Echo what was asked for, as the redeem endpoint's documented 816 answer does.
+            asked = request.query
             return v11_validation_code(
-                mobile=query.get("mobile", ""),
-                email=query.get("email", ""),
-                external_id=query.get("external_id", ""),
-                points=points,
+                mobile=asked.get("mobile", ""),
+                email=asked.get("email", ""),
+                external_id=asked.get("external_id", ""),
+                points=query.points,
                 item_status=v11_status(False, 816, "Customer not found for organization"),
             )
         self.state.issue_otp(customer)
@@ -438,42 +357,31 @@ class FakeCapillary:
             mobile=customer.mobile or "",
             email=customer.email or "",
             external_id=customer.external_id or "",
-            points=points,
+            points=query.points,
             item_status=v11_status(True, 200, "Validation Code Issued by SMS"),
         )
 
     async def _is_transferrable(self, request: web.Request) -> JSON:
-        if request.content_type != "application/json":
-            _reject(415, 415, "Unsupported Media Type: send application/json")
-        try:
-            body: Any = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            _reject(400, 400, "the body is not valid JSON")
-        if not isinstance(body, dict):
-            _reject(400, 400, "the body must be a JSON object")
-        points = _transfer_points(body.get("pointsTobeTransferred"))
-        raw_program = body.get("programId")
+        body = parse_transfer_check(request.content_type, await request.read())
         program = (
             self.state.default_program()
-            if raw_program is None
-            else (self.state.programs.get(_whole_number(raw_program) or -1))
+            if body.program_id is None
+            else self.state.programs.get(body.program_id)
         )
         if program is None:
-            _reject(400, 885, "Invalid program id passed")
-        if _flag(body.get("groupProgramTransfer"), "groupProgramTransfer") and not program.group:
-            _reject(400, 3316, "Group redemption action executed for non-group redemption payload.")
-        issue_otp = _flag(body.get("issueOtp"), "issueOtp")
-        source = self._customer(body.get("fromCustomerIdentifier"))
-        target = self._customer(body.get("toCustomerIdentifier"))
+            reject(400, 885, "Invalid program id passed")
+        if body.group and not program.group:
+            reject(400, 3316, "Group redemption action executed for non-group redemption payload.")
+        source, target = self._customer(body.source), self._customer(body.target)
         if source.user_id == target.user_id:
-            _reject(400, 418, "From and to customer are the same")
-        transferrable = source.can_transfer(points)
-        if transferrable and issue_otp:
+            reject(400, 418, "From and to customer are the same")
+        transferrable = source.can_transfer(body.points)
+        if transferrable and body.issue_otp:
             self.state.issue_otp(source)
-        return transfer_check(points, source, target, transferrable)
+        return transfer_check(body.points, source, target, transferrable)
 
-    def _customer(self, identifier: object) -> SandboxCustomer:
-        customer = self.state.find(*_v2_identifier(identifier))
+    def _customer(self, identifier: tuple[str, str]) -> SandboxCustomer:
+        customer = self.state.find(*identifier)
         if customer is None:
-            _reject(400, 8015, "Customer not found for the given identifiers")
+            reject(400, 8015, "Customer not found for the given identifiers")
         return customer

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
 
 import attrs
 
@@ -155,12 +154,6 @@ SEEDED_CUSTOMERS = (
     ),
 )
 
-_GENERATED_EPOCH = datetime(2025, 1, 1, tzinfo=timezone.utc)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def generate_customers(count: int, seed: int = 0) -> list[SandboxCustomer]:
     """``count`` customers numbered ``i = 0 .. count-1``, the same for the same ``seed``.
@@ -187,10 +180,10 @@ def generate_customers(count: int, seed: int = 0) -> list[SandboxCustomer]:
     rng = random.Random(f"{seed}/customers")
     customers = []
     for i in range(count):
-        # Draw both numbers for every customer so that one customer's balance does not shift
-        # the next one's.
-        earned, at_creation = rng.randint(100, 10_000), rng.randint(0, 500)
-        stamp = _iso(_GENERATED_EPOCH + timedelta(minutes=i))
+        # Both numbers are drawn for every customer, so that customer i's balance depends on
+        # i alone. random() rather than randint(): it is 3x faster, for 100,000s of customers.
+        earned = 100 + int(rng.random() * 9_901)
+        at_creation = int(rng.random() * 501)
         customers.append(
             SandboxCustomer(
                 user_id=800_000_000 + i,
@@ -204,9 +197,6 @@ def generate_customers(count: int, seed: int = 0) -> list[SandboxCustomer]:
                 transaction_points=0.0 if i % 4 == 3 else float(earned),
                 creation_points=float(at_creation),
                 lifetime_purchases=float(earned * 10),
-                created=stamp,
-                modified=stamp,
-                auto_updated=stamp,
             )
         )
     return customers

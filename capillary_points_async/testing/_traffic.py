@@ -12,7 +12,7 @@ import math
 from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar, Union
+from typing import TypeAlias, TypeVar
 
 import attrs
 
@@ -96,7 +96,8 @@ class RateLimitRule:
         raise TypeError(f"expected RateLimitRule or (limit, per), got {value!r}")
 
 
-RateLimitValue = Union[RateLimitRule, tuple[int, float]]  # noqa: UP007 - a runtime alias on 3.10
+#: What ``rate_limits`` accepts for one endpoint.
+RateLimitValue: TypeAlias = "RateLimitRule | tuple[int, float]"
 
 
 class SlidingWindow:

@@ -221,6 +221,8 @@ _UNKNOWN = {"type": "MOBILE", "value": "9000000001"}
         ({"programId": 1}, 885),
         ({"programId": "nine"}, 885),
         ({"fromCustomerIdentifier": {"type": "PASSPORT", "value": "X1"}}, 8013),
+        ({"fromCustomerIdentifier": {"type": 5, "value": "9777785206"}}, 8013),
+        ({"fromCustomerIdentifier": {"type": "MOBILE", "value": True}}, 8013),
         ({"toCustomerIdentifier": {"type": "MOBILE", "value": ""}}, 8013),
         ({"fromCustomerIdentifier": None}, 8013),
         ({"fromCustomerIdentifier": _UNKNOWN}, 8015),

@@ -220,6 +220,8 @@ async def test_the_same_seed_gives_the_same_faults_and_ids(session: aiohttp.Clie
         {"error_statuses": (404,)},
         {"error_statuses": ()},
         {"throttle_during": (5.0, 1.0)},
+        {"throttle_retry_after": -1},
+        {"for_requests": 1.5},
     ],
 )
 def test_impossible_faults_are_refused(kwargs: dict[str, object]) -> None:
