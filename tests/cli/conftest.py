@@ -1,0 +1,122 @@
+"""Fixtures for the command's end-to-end tests.
+
+``main(argv)`` runs its own event loop (``asyncio.run``), so these tests are synchronous and
+the sandbox runs on a loop of its own in a background thread: the CLI then talks to it over
+real loopback sockets, as it would to Capillary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+from capillary_points_async.cli import ENV_BASE_URL, ENV_PASSWORD, ENV_PASSWORD_MD5, ENV_USERNAME
+from capillary_points_async.cli import main as cli_main
+from capillary_points_async.testing import FakeCapillary
+
+USERNAME = "sandbox"
+PASSWORD = "sandbox"
+
+
+class SandboxThread:
+    """A FakeCapillary served from a loop in a daemon thread."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.fake: FakeCapillary | None = None
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    def __enter__(self) -> FakeCapillary:
+        self._thread.start()
+
+        async def start() -> FakeCapillary:
+            return await FakeCapillary(**self._kwargs).start()
+
+        self.fake = self._call(start())
+        return self.fake
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self.fake is not None:
+                self._call(self.fake.close())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+            self._loop.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cli_sandbox(**kwargs): arguments of the CLI tests' sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that would reach a real Capillary host (``--region eu`` with credentials)
+    fails at name resolution instead of going to the internet."""
+    resolve = socket.getaddrinfo
+
+    def loopback(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in (None, "127.0.0.1", "::1", "localhost", b"127.0.0.1"):
+            raise OSError(f"the CLI tests stay on loopback; something tried to reach {host!r}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback)
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own CAPILLARY_* settings must not leak into these tests."""
+    for name in (ENV_BASE_URL, ENV_USERNAME, ENV_PASSWORD, ENV_PASSWORD_MD5):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[FakeCapillary]:
+    """A started sandbox; ``@pytest.mark.cli_sandbox(...)`` passes arguments to it."""
+    marker = request.node.get_closest_marker("cli_sandbox")
+    kwargs = {"customers": 40, "seed": 3, **(marker.kwargs if marker else {})}
+    with SandboxThread(**kwargs) as fake:
+        yield fake
+
+
+@attrs.frozen
+class Result:
+    status: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Run ``main(argv)`` in-process; returns the exit status and what it printed."""
+
+    def run(*argv: str) -> Result:
+        capsys.readouterr()
+        status = cli_main(list(argv))
+        captured = capsys.readouterr()
+        return Result(status, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def connect(sandbox: FakeCapillary) -> list[str]:
+    """The connection flags for the sandbox."""
+    return ["--base-url", sandbox.url, "--username", USERNAME, "--password", PASSWORD]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -1,0 +1,114 @@
+"""The sandbox command in a subprocess (it runs until a signal) and the demo in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from .conftest import Result, free_port
+
+Cli = Callable[..., Result]
+
+
+def answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_for_port(port: int, process: subprocess.Popen[str], tries: int = 200) -> None:
+    """Connect until the port answers: a bounded number of tries, each waiting on the
+    process for a moment, so that a sandbox that died is reported at once."""
+    for _ in range(tries):
+        if answers(port):
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.05)
+            pytest.fail(f"the sandbox exited with {process.returncode}")
+    pytest.fail(f"the sandbox did not listen on port {port}")
+
+
+@pytest.fixture
+def sandbox_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "capillary_points_async.cli", "sandbox", "--port", str(port),
+         "--customers", "5", "--rate-limit", "100/1s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        wait_for_port(port, process)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
+
+
+def test_sandbox_serves_until_terminated(
+    cli: Cli, sandbox_process: tuple[subprocess.Popen[str], int]
+) -> None:
+    process, port = sandbox_process
+    url = f"http://127.0.0.1:{port}"
+
+    result = cli(
+        "validation-code", "--base-url", url, "--username", "sandbox", "--password", "sandbox",
+        "--mobile", "918000000004", "--points", "10",
+    )  # fmt: skip
+    process.terminate()
+    out, err = process.communicate(timeout=30)
+
+    assert result.status == 0, result.err
+    assert json.loads(result.out)["item_status"]["success"] is True
+    assert process.returncode == 0, err
+    assert f"Capillary sandbox listening on {url}" in out
+    assert "username: sandbox   password: sandbox" in out
+    assert "rate limit per endpoint: 100/1s" in out
+    assert f"export CAPILLARY_BASE_URL={url}" in out
+    assert "sandbox stopped; answered 1 x HTTP 200" in out
+
+
+def test_sandbox_refuses_a_busy_port(
+    cli: Cli, sandbox_process: tuple[subprocess.Popen[str], int]
+) -> None:
+    _, port = sandbox_process
+
+    result = cli("sandbox", "--port", str(port))
+
+    assert result.status == 1
+    assert "address already in use" in result.err.lower()
+
+
+def test_demo_runs_and_exits_0(cli: Cli) -> None:
+    result = cli("demo", "--checks", "60", "--codes", "20", "--customers", "100", "--limit", "400")
+
+    assert result.status == 0, result.err
+    assert "Running 60 transfer checks and 20 validation codes at once." in result.out
+    assert "demo: results" in result.out
+    assert "CustomerNotFoundError" in result.out  # the demo's unknown customers
+    assert "HTTP 429 met" in result.out
+    assert "transfer checks" in result.err  # the progress
+
+
+def test_demo_without_rich(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in sys.modules if name == "rich" or name.startswith("rich.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "rich", None)
+
+    result = cli("demo", "--checks", "20", "--codes", "5", "--customers", "30", "--limit", "400")
+
+    assert result.status == 0, result.err
+    assert "demo: results:" in result.out
+    assert "transfer checks: 20/20 done" in result.err
