@@ -1,0 +1,596 @@
+"""A :class:`~capillary_points_async.RateLimiter` shared through Redis by many processes.
+
+Several worker processes on several hosts that send with one Capillary API key share one quota
+(API-NOTES.md, "Rate limits"); each respecting "the" limit on its own sends N times too much.
+:class:`RedisRateLimiter` keeps the bucket and the 429 cooldown of every endpoint in Redis::
+
+    limiter = RedisRateLimiter.from_url("redis://:secret@redis.internal:6379/0", namespace="org-42")
+    async with CapillaryClient(
+        Region.EU, auth, rate_limit=RateLimit(1000, per=60.0), limiter=limiter
+    ) as client:
+        ...
+
+Install the ``redis`` extra (``pip install "capillary-points-async[redis]"``, redis-py 5.0.1 or
+later); any Redis server from 5.0 on (tested with 7.0).
+
+Semantics
+---------
+* **Exact windows across processes.** The bucket is the one :class:`RateLimit` describes
+  (capacity ``burst``, draining at :attr:`RateLimit.rate`), kept as a GCRA theoretical arrival
+  time: no window of ``per * (1 + safety_margin)`` seconds sees more than ``limit`` grants for
+  an endpoint key, summed over every process using the same Redis and namespace. The drain
+  interval is rounded up to a whole microsecond, so integer arithmetic stays exact.
+* **Reservation, not polling.** One Lua script reads the server's clock (``TIME``), reserves the
+  caller's slot and returns how long to wait for it; the caller sleeps exactly that long. Slots
+  are handed out in the order the script runs, which is FIFO across processes, and nobody
+  starves. An acquire that need not wait costs one round trip; one that waits costs a second,
+  cheap one shortly before its slot, to honour a cooldown that began meanwhile (made before
+  the slot rather than after it, so that the request still leaves on time).
+* **One bucket per endpoint key.** Its state does not depend on the :class:`RateLimit`
+  passed: every process should pass the same one for a key, and a changed limit applies from
+  the next request on.
+* **Server time only.** Hosts' clocks never meet: the script computes every instant on the
+  Redis server and callers only ever receive durations.
+* **Shared cooldown.** :meth:`RedisRateLimiter.cool_down` stores the deadline (server time) for
+  the key, never shortening a longer one; every acquire of that key, in any process, waits it
+  out. A request that had already reserved a slot falling inside the cooldown gives the slot up
+  and queues again afterwards.
+* **Cancellation.** A caller cancelled while sleeping for its reserved slot loses the slot: it
+  stays spent, which can only make the aggregate rate lower, never higher.
+* **Bounded state.** Each write sets a PEXPIRE equal to the state's horizon (the bucket's
+  theoretical arrival time, the cooldown's deadline); once it has passed, a missing key means
+  exactly the same as the stored one, so nothing is lost and nothing accumulates. Eviction
+  would lose state early (all these keys carry a TTL, so ``volatile-*`` policies pick them
+  first): use a Redis that does not evict, such as the default ``maxmemory-policy noeviction``.
+* **Failures.** An unreachable or failing Redis raises :class:`RateLimiterUnavailableError`.
+  With ``fallback=True`` the limiter instead logs one warning and uses an
+  :class:`~capillary_points_async.InProcessRateLimiter` (each process then enforces the quota on
+  its own) until Redis answers again. Every Redis round trip is bounded by ``command_timeout``
+  and a whole acquire by ``acquire_timeout`` (:class:`RateLimiterTimeoutError`), so nothing
+  waits forever. The Redis URL's password never appears in a log line, message or ``repr``.
+
+Why not a library
+-----------------
+Two well-kept libraries were read (source of pyrate-limiter 4.5.1 and limits 5.8.0):
+
+* **pyrate-limiter** has an async Redis backend and even a GCRA state store, but takes ``now``
+  from each host's wall clock (``RedisBucket.now`` carries a "TODO: Use a Redis time source"),
+  and its blocking acquire rejects, sleeps the retry-after plus a 50 ms buffer and tries again:
+  every waiter wakes and races, so there is no order among processes and a waiter can lose
+  every race. It has no notion of a shared cooldown.
+* **limits** (``limits.aio`` with the Redis storage) only answers ``hit``/``test`` (allowed or
+  not); waiting is left to the caller, i.e. polling. Its timestamps come from the client's
+  ``time.time()``, its expiries are whole seconds, and it has no cooldown either.
+
+Neither gives a blocking, fair, server-timed acquire with a shared cooldown, so this module keeps
+its own two short Lua scripts on top of redis-py's ``redis.asyncio``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from ._limiting import InProcessRateLimiter, RateLimit
+from .errors import CapillaryError, InvalidRequestError
+
+__all__ = ["RateLimiterTimeoutError", "RateLimiterUnavailableError", "RedisRateLimiter"]
+
+_logger = logging.getLogger("capillary_points_async")
+
+_T = TypeVar("_T")
+
+# Times the fallback's periods; a module attribute so that tests can move it on without sleeping.
+_clock = time.monotonic
+
+# Prefix of every key this module writes; the namespace and the endpoint key follow it inside a
+# hash tag, so that both keys of one endpoint live in the same Redis Cluster slot (a script may
+# only touch keys of one slot there).
+_KEY_PREFIX = "capillary-points"
+
+# How long before its reserved slot a waiting caller checks the cooldown once more: enough for
+# a Redis round trip on a busy host, small next to any Retry-After (a cooldown that begins
+# inside it is missed, like one that begins while the request is on the wire).
+_RECHECK_LEAD = 0.01
+
+# Replies of the acquire script, first element.
+_GRANTED = 1
+_COOLING = 0
+_TOO_LONG = -1
+
+_ACQUIRE_LUA = """
+-- KEYS[1]: cooldown deadline, KEYS[2]: theoretical arrival time (TAT) of the bucket;
+--   both in microseconds of the Redis server's clock.
+-- ARGV[1]: drain interval in us (0: only check the cooldown, reserve nothing)
+-- ARGV[2]: tolerance in us, (burst - 1) * interval
+-- ARGV[3]: longest wait in us the caller accepts (-1: any)
+-- Returns {status, wait_us, now_us}: 1 = slot reserved, send after wait_us; 0 = cooling down,
+-- try again after wait_us; -1 = the slot is further than ARGV[3], nothing was reserved.
+
+-- Redis 3.2 to 4 replicate scripts verbatim unless told otherwise, and refuse writes after TIME;
+-- from Redis 5 on effects replication is the default and this call is a no-op.
+if redis.replicate_commands then redis.replicate_commands() end
+
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+
+local cooldown = tonumber(redis.call('GET', KEYS[1]) or 0)
+if cooldown > now then
+    return {0, cooldown - now, now}
+end
+
+local interval = tonumber(ARGV[1])
+if interval == 0 then
+    return {1, 0, now}
+end
+
+-- Virtual scheduling: the bucket is empty at TAT; a request conforms once now >= TAT - tolerance.
+-- Reserving means scheduling the request at max(now, TAT - tolerance) and advancing TAT as if it
+-- had arrived then, so concurrent callers get successive slots instead of racing for one.
+local tat = tonumber(redis.call('GET', KEYS[2]) or 0)
+if tat < now then
+    tat = now
+end
+local wait = tat - tonumber(ARGV[2]) - now
+if wait < 0 then
+    wait = 0
+end
+local max_wait = tonumber(ARGV[3])
+if max_wait >= 0 and wait > max_wait then
+    return {-1, wait, now}
+end
+local new_tat = tat + interval
+-- Once the server clock passes TAT a missing key reads the same as the stored one, so the key
+-- only needs to live until then. '%.0f' writes every digit (tostring would round to 14).
+redis.call('SET', KEYS[2], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
+return {1, wait, now}
+"""
+
+_COOL_DOWN_LUA = """
+-- KEYS[1]: cooldown deadline in us of the server's clock. ARGV[1]: cooldown length in us.
+-- Returns 1 if the deadline moved, 0 if a longer cooldown was already running.
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local length = tonumber(ARGV[1])
+local deadline = now + length
+if tonumber(redis.call('GET', KEYS[1]) or 0) >= deadline then
+    return 0
+end
+-- The key expires with the cooldown itself: nothing to clean up.
+redis.call('SET', KEYS[1], string.format('%.0f', deadline), 'PX', math.ceil(length / 1000))
+return 1
+"""
+
+
+class RateLimiterUnavailableError(CapillaryError):
+    """The shared rate limiter's Redis could not be reached or failed to answer.
+
+    Nothing was sent to Capillary. Raised by :class:`RedisRateLimiter` unless it was built with
+    ``fallback=True``. The message names the Redis server without its password.
+    """
+
+    retryable = False
+
+
+class RateLimiterTimeoutError(CapillaryError):
+    """A request would have had to wait longer than the limiter's ``acquire_timeout`` for its
+    turn (a long queue of requests, or a long cooldown after a 429). Nothing was sent, and no
+    slot of the shared quota was taken."""
+
+    retryable = False
+
+
+class _RedisFailed(Exception):
+    """Internal: one Redis round trip failed; the cause is chained."""
+
+
+class RedisRateLimiter:
+    """A :class:`~capillary_points_async.RateLimiter` whose buckets and cooldowns live in Redis,
+    so that every process using the same Redis and ``namespace`` shares one quota.
+
+    Build it with :meth:`from_url` (the limiter then owns and closes the client), or pass an
+    existing ``redis.asyncio.Redis`` client (it stays the caller's to close). The semantics,
+    and why no rate-limiting library is used, are in this module's docstring.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` client. Its ``decode_responses`` setting does not
+            matter. It should have socket timeouts; ``command_timeout`` bounds each call anyway.
+        namespace: what the quota belongs to, such as the organisation or API key name. Limiters
+            with the same namespace share buckets and cooldowns; different namespaces never
+            touch each other's keys.
+        acquire_timeout: longest time in seconds an acquire may wait for its turn, cooldowns
+            included; past it :class:`RateLimiterTimeoutError` is raised at once, without taking
+            a slot. ``None`` waits as long as the queue needs.
+        command_timeout: longest time in seconds one Redis round trip may take before it counts
+            as Redis being unavailable.
+        fallback: when Redis is unavailable, log a warning once and limit in this process with
+            an :class:`~capillary_points_async.InProcessRateLimiter` instead of raising
+            :class:`RateLimiterUnavailableError`. Redis is tried again every
+            ``fallback_recheck`` seconds and used as soon as it answers.
+        fallback_recheck: seconds between attempts to reach Redis while falling back.
+    """
+
+    __slots__ = (
+        "_acquire_script",
+        "_client",
+        "_closed",
+        "_command_timeout",
+        "_cool_down_script",
+        "_fallback",
+        "_fallback_recheck",
+        "_fallback_until",
+        "_keys",
+        "_local",
+        "_owns_client",
+        "_spacing",
+        "_timeout",
+        "_warned",
+        "_where",
+        "namespace",
+    )
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        namespace: str,
+        acquire_timeout: float | None = 300.0,
+        command_timeout: float = 2.0,
+        fallback: bool = False,
+        fallback_recheck: float = 5.0,
+    ) -> None:
+        if not isinstance(namespace, str) or not namespace:
+            raise InvalidRequestError(f"namespace must be a non-empty string, got {namespace!r}")
+        if acquire_timeout is not None and not _positive(acquire_timeout):
+            raise InvalidRequestError(
+                "acquire_timeout must be a positive number of seconds or None, "
+                f"got {acquire_timeout!r}"
+            )
+        if not _positive(command_timeout):
+            raise InvalidRequestError(
+                f"command_timeout must be a positive number of seconds, got {command_timeout!r}"
+            )
+        if not _positive(fallback_recheck):
+            raise InvalidRequestError(
+                f"fallback_recheck must be a positive number of seconds, got {fallback_recheck!r}"
+            )
+        self.namespace = namespace
+        self._client = client
+        self._owns_client = False
+        self._where = _describe_client(client)
+        self._timeout = acquire_timeout
+        self._command_timeout = command_timeout
+        self._fallback = fallback
+        self._fallback_recheck = fallback_recheck
+        # _clock() until which requests go to the local limiter; 0.0 while Redis is fine.
+        self._fallback_until = 0.0
+        self._warned = False
+        self._local: InProcessRateLimiter | None = InProcessRateLimiter() if fallback else None
+        self._closed = False
+        # register_script computes the SHA once; calls use EVALSHA and reload on NOSCRIPT (a
+        # restarted or failed-over Redis), so the common case is a single round trip.
+        self._acquire_script = client.register_script(_ACQUIRE_LUA)
+        self._cool_down_script = client.register_script(_COOL_DOWN_LUA)
+        self._keys: dict[str, tuple[str, str]] = {}
+        self._spacing: dict[RateLimit, tuple[int, int]] = {}
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str,
+        acquire_timeout: float | None = 300.0,
+        command_timeout: float = 2.0,
+        max_connections: int = 16,
+        fallback: bool = False,
+        fallback_recheck: float = 5.0,
+    ) -> RedisRateLimiter:
+        """Build a limiter with its own client for ``url`` (``redis://``, ``rediss://`` or
+        ``unix://``, as redis-py reads them); :meth:`aclose` closes it.
+
+        Args:
+            url: where Redis is, credentials included. It is never logged with its password.
+            max_connections: connections this process opens at most; further acquires wait for
+                a free one (each holds it for one round trip only) instead of opening one per
+                waiting request.
+            namespace, acquire_timeout, command_timeout, fallback, fallback_recheck: as for the
+                constructor. ``command_timeout`` is also the socket connect and read timeout.
+        """
+        if (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise InvalidRequestError(
+                f"max_connections must be a whole number >= 1, got {max_connections!r}"
+            )
+        if not _positive(command_timeout):
+            raise InvalidRequestError(
+                f"command_timeout must be a positive number of seconds, got {command_timeout!r}"
+            )
+        try:
+            pool = BlockingConnectionPool.from_url(
+                url,
+                max_connections=max_connections,
+                timeout=command_timeout,
+                socket_timeout=command_timeout,
+                socket_connect_timeout=command_timeout,
+                # redis-py's default retries ten times with up to a second between tries, which
+                # turns a dead Redis into a long stall; one quick retry still rides out a pooled
+                # connection that a Redis restart closed.
+                retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+            )
+        except ValueError:
+            # redis-py's message may quote the URL; ours names it without the password.
+            raise InvalidRequestError(f"not a usable Redis URL: {_redact(url)}") from None
+        limiter = cls(
+            Redis.from_pool(pool),
+            namespace=namespace,
+            acquire_timeout=acquire_timeout,
+            command_timeout=command_timeout,
+            fallback=fallback,
+            fallback_recheck=fallback_recheck,
+        )
+        limiter._owns_client = True
+        limiter._where = _redact(url)
+        return limiter
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._where}, namespace={self.namespace!r})"
+
+    async def acquire(self, key: str, limit: RateLimit | None) -> None:
+        """Return when one request to ``key`` may be sent: after any cooldown of ``key`` and,
+        unless ``limit`` is None, once this caller's reserved slot of the shared bucket has come.
+
+        Raises:
+            RateLimiterTimeoutError: the wait would exceed ``acquire_timeout``.
+            RateLimiterUnavailableError: Redis failed and ``fallback`` is off.
+        """
+        self._check_open()
+        loop = asyncio.get_running_loop()
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        if not self._falling_back():
+            try:
+                await self._acquire_shared(key, limit, deadline, loop)
+            except _RedisFailed as exc:
+                self._on_redis_failure(exc)
+            else:
+                self._on_redis_success()
+                return
+        await self._acquire_locally(key, limit, deadline, loop)
+
+    async def cool_down(self, key: str, seconds: float) -> None:
+        """Hold every request to ``key``, in every process sharing the namespace, for
+        ``seconds`` from now (server time). A shorter cooldown never cuts a longer one."""
+        self._check_open()
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not math.isfinite(seconds)
+        ):
+            raise InvalidRequestError(f"cooldown seconds must be a finite number, got {seconds!r}")
+        if seconds <= 0:
+            return
+        if self._local is not None:
+            # Kept locally as well, so that a fallback starting during the cooldown honours it.
+            await self._local.cool_down(key, seconds)
+        if self._falling_back():
+            return
+        cooldown_key, _ = self._keys_for(key)
+        try:
+            await self._eval(self._cool_down_script, (cooldown_key,), (math.ceil(seconds * 1e6),))
+        except _RedisFailed as exc:
+            self._on_redis_failure(exc)
+        else:
+            self._on_redis_success()
+
+    async def aclose(self) -> None:
+        """Close the Redis client if :meth:`from_url` made it, and the fallback limiter's timers.
+        A client passed to the constructor is left open for its owner."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._local is not None:
+            await self._local.aclose()
+        if self._owns_client:
+            await self._client.aclose()
+
+    # -- shared path ----------------------------------------------------------------------------
+
+    async def _acquire_shared(
+        self,
+        key: str,
+        limit: RateLimit | None,
+        deadline: float | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        keys = self._keys_for(key)
+        interval, tolerance = (0, 0) if limit is None else self._spacing_for(limit)
+        slot: float | None = None  # loop time of this caller's reserved slot, once it has one
+        while True:
+            max_wait = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1e6))
+            # With a slot reserved, the call only checks the cooldown (interval 0).
+            args = (interval, tolerance, max_wait) if slot is None else (0, 0, max_wait)
+            reply = await self._eval(self._acquire_script, keys, args)
+            status, wait_us = int(reply[0]), int(reply[1])
+            if status == _GRANTED:
+                if slot is not None:
+                    remaining = slot - loop.time()
+                    if remaining > 0:
+                        await self._sleep(remaining)
+                    return
+                if wait_us == 0:
+                    return
+                slot = loop.time() + wait_us / 1e6
+                # The cooldown is checked again just before the slot rather than after it, so
+                # that the request leaves at its slot and not one Redis round trip later: that
+                # round trip's length varies with load and would bunch departures.
+                early = slot - _RECHECK_LEAD - loop.time()
+                if early > 0:
+                    await self._sleep(early)
+            elif status == _COOLING:
+                if max_wait >= 0 and wait_us > max_wait:
+                    raise self._timeout_error(key, wait_us / 1e6, "a cooldown of")
+                # A slot reserved before the cooldown began is lost: waiting the cooldown out
+                # and queueing again is the only way not to send into it.
+                slot = None
+                await self._sleep(wait_us / 1e6)
+            else:  # _TOO_LONG: the script reserved nothing
+                raise self._timeout_error(key, wait_us / 1e6, "a queue of")
+
+    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[int]) -> Any:
+        """Run one script, bounded by ``command_timeout``; every failure becomes _RedisFailed."""
+        try:
+            return await _bounded(script(keys=keys, args=args), self._command_timeout)
+        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+            raise _RedisFailed(type(exc).__name__) from exc
+
+    async def _sleep(self, seconds: float) -> None:
+        # One seam for waiting, so that tests can observe and steer the waits.
+        await asyncio.sleep(seconds)
+
+    def _keys_for(self, key: str) -> tuple[str, str]:
+        keys = self._keys.get(key)
+        if keys is None:
+            tag = f"{_KEY_PREFIX}:{{{self.namespace}|{key}}}"
+            keys = self._keys[key] = (f"{tag}:cooldown", f"{tag}:tat")
+        return keys
+
+    def _spacing_for(self, limit: RateLimit) -> tuple[int, int]:
+        spacing = self._spacing.get(limit)
+        if spacing is None:
+            # Rounded up to a whole microsecond: the rate can only get marginally slower, and
+            # integer state cannot drift however many slots are added up.
+            interval = math.ceil(1e6 / limit.rate)
+            spacing = self._spacing[limit] = (interval, (limit.burst - 1) * interval)
+        return spacing
+
+    def _timeout_error(self, key: str, wait: float, what: str) -> RateLimiterTimeoutError:
+        return RateLimiterTimeoutError(
+            f"{key}: {what} {wait:.3f} s exceeds acquire_timeout={self._timeout} s "
+            f"(namespace {self.namespace!r}); nothing was sent"
+        )
+
+    # -- fallback -------------------------------------------------------------------------------
+
+    def _falling_back(self) -> bool:
+        return self._fallback_until > _clock()
+
+    def _on_redis_failure(self, exc: _RedisFailed) -> None:
+        cause = exc.__cause__
+        reason = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
+        if not self._fallback:
+            raise RateLimiterUnavailableError(
+                f"the shared rate limiter's Redis at {self._where} is unavailable ({reason}); "
+                "nothing was sent"
+            ) from cause
+        self._fallback_until = _clock() + self._fallback_recheck
+        if not self._warned:
+            self._warned = True
+            _logger.warning(
+                "Redis rate limiter at %s is unavailable (%s); falling back to an in-process "
+                "limiter, so each process now enforces the quota on its own. Redis is tried again "
+                "every %s s.",
+                self._where,
+                reason,
+                self._fallback_recheck,
+            )
+        else:
+            _logger.debug("Redis rate limiter at %s still unavailable (%s)", self._where, reason)
+
+    def _on_redis_success(self) -> None:
+        if self._fallback_until:
+            self._fallback_until = 0.0
+            _logger.info(
+                "Redis rate limiter at %s is reachable again; sharing the quota", self._where
+            )
+
+    async def _acquire_locally(
+        self,
+        key: str,
+        limit: RateLimit | None,
+        deadline: float | None,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        assert self._local is not None  # only reached with fallback on
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            await _bounded(self._local.acquire(key, limit), remaining)
+        except asyncio.TimeoutError:
+            raise RateLimiterTimeoutError(
+                f"{key}: no turn within acquire_timeout={self._timeout} s from the in-process "
+                f"fallback limiter (namespace {self.namespace!r}); nothing was sent"
+            ) from None
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RateLimiterUnavailableError(f"{self!r} is closed")
+
+
+if sys.version_info >= (3, 11):
+
+    async def _bounded(awaitable: Awaitable[_T], timeout: float | None) -> _T:
+        # asyncio.timeout costs one timer handle; wait_for would wrap a task around every call.
+        async with asyncio.timeout(timeout):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _bounded(awaitable: Awaitable[_T], timeout: float | None) -> _T:
+        return await asyncio.wait_for(awaitable, timeout)
+
+
+def _positive(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _redact(url: str) -> str:
+    """``url`` with its password, in the authority or the query string (redis-py reads both),
+    replaced by ``***``, for messages and logs."""
+    unparseable = "<unparseable Redis URL>"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return unparseable
+    prefix = f"{parts.scheme}://{parts.netloc}"
+    if not url.startswith(prefix) or ("@" in url and "@" not in parts.netloc):
+        # Credentials are not where a parser expects them (an unescaped "?" or "#" in a
+        # password, say); any attempt to cut them out could show part of them.
+        return unparseable
+    # Split at the last "@", as redis-py does, so that an unescaped "@" in a password is hidden.
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.partition(':')[0]}:***@{host}" if at and ":" in userinfo else parts.netloc
+    path, question, rest = url[len(prefix) :].partition("?")
+    query, hash_mark, fragment = rest.partition("#")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if any(name.lower() == "password" for name, _ in pairs):
+        masked = [(name, "***" if name.lower() == "password" else value) for name, value in pairs]
+        query = urlencode(masked, safe="*/")
+    return f"{parts.scheme}://{netloc}{path}{question}{query}{hash_mark}{fragment}"
+
+
+def _describe_client(client: Redis) -> str:
+    """Where ``client`` points, from its connection settings, which hold no URL to leak."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"

@@ -1,0 +1,515 @@
+"""RedisRateLimiter against a real redis-server (see conftest.py).
+
+Grants are checked in the Redis server's own time: the acquire script returns the server clock
+with every reservation, so the schedule the limiter hands out can be verified exactly, without
+depending on how promptly a loaded machine wakes the sleepers. Real elapsed time is only ever
+used as a lower bound (a slow machine can only make it longer) or with a very generous ceiling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("redis", reason="redis-py is missing: pip install -e '.[redis]'")
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+import capillary_points_async.redis as redis_module
+from capillary_points_async import CapillaryError, InvalidRequestError, RateLimit, RateLimiter
+from capillary_points_async.redis import (
+    RateLimiterTimeoutError,
+    RateLimiterUnavailableError,
+    RedisRateLimiter,
+)
+
+from .redis_helpers import RedisServer, free_port
+
+KEY = "v2/points/isTransferrable"
+OTHER_KEY = "v1.1/points/validationcode"
+SECRET = "s3cret-pw"
+
+
+class RecordingLimiter(RedisRateLimiter):
+    """Records every slot it is granted (server time, microseconds) and every wait, and can run
+    a hook at the start of a wait, so that tests can act "while a caller sleeps" without
+    sleeping themselves."""
+
+    __slots__ = ("grants", "on_sleep", "reservations", "sleeps")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.grants: list[int] = []
+        self.reservations: list[tuple[int, int]] = []  # (server time of the call, slot)
+        self.sleeps: list[float] = []
+        self.on_sleep: Callable[[float], Awaitable[None]] | None = None
+
+    async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[int]) -> Any:
+        reply = await super()._eval(script, keys, args)
+        if script is self._acquire_script and args[0] > 0 and reply[0] == 1:
+            _, wait, now = (int(value) for value in reply)
+            self.grants.append(now + wait)
+            self.reservations.append((now, now + wait))
+        return reply
+
+    async def _sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self.on_sleep is not None:
+            await self.on_sleep(seconds)
+        await super()._sleep(seconds)
+
+
+def recording(server: RedisServer, namespace: str, **kwargs: Any) -> RecordingLimiter:
+    """A recording limiter with its own client, as a separate process would have."""
+    client = Redis(host=server.host, port=server.port, socket_timeout=5)
+    limiter = RecordingLimiter(client, namespace=namespace, **kwargs)
+    limiter_owns(limiter)
+    return limiter
+
+
+def limiter_owns(limiter: RedisRateLimiter) -> None:
+    # Tests build limiters around their own clients; let aclose() close them too.
+    limiter._owns_client = True
+
+
+def interval_us(limit: RateLimit) -> int:
+    return math.ceil(1e6 / limit.rate)
+
+
+def max_in_window(grants: Sequence[int], window_us: float) -> int:
+    """The most grants in any closed window [t, t + window_us]."""
+    ordered = sorted(grants)
+    most, start = 0, 0
+    for end, grant in enumerate(ordered):
+        while grant - ordered[start] > window_us:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+@pytest.fixture
+async def limiters(
+    redis_server: RedisServer, namespace: str
+) -> AsyncIterator[list[RecordingLimiter]]:
+    """Three limiters of one namespace, each with its own Redis client ("three processes")."""
+    made = [recording(redis_server, namespace) for _ in range(3)]
+    try:
+        yield made
+    finally:
+        for limiter in made:
+            await limiter.aclose()
+
+
+async def test_is_a_rate_limiter(redis_server: RedisServer, namespace: str) -> None:
+    limiter = RedisRateLimiter.from_url(redis_server.url, namespace=namespace)
+    try:
+        assert isinstance(limiter, RateLimiter)
+    finally:
+        await limiter.aclose()
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [
+        RateLimit(20, per=0.5, safety_margin=0),
+        RateLimit(20, per=0.5),
+        RateLimit(20, per=0.5, burst=5, safety_margin=0),
+    ],
+    ids=["tight", "default-margin", "burst-5"],
+)
+async def test_no_window_exceeds_the_limit_across_processes(
+    limiters: list[RecordingLimiter], limit: RateLimit
+) -> None:
+    requests = 50
+    started = time.monotonic()
+    await asyncio.gather(
+        *(limiters[i % len(limiters)].acquire(KEY, limit) for i in range(requests))
+    )
+    elapsed = time.monotonic() - started
+
+    grants = [grant for limiter in limiters for grant in limiter.grants]
+    assert len(grants) == requests
+    window_us = limit.per * (1 + limit.safety_margin) * 1e6
+    # Never more than the limit in the enforced window, and exactly the limit when saturated:
+    # the bucket is neither too loose nor needlessly strict.
+    assert max_in_window(grants, window_us) == limit.limit
+    assert max_in_window(grants, limit.per * 1e6) <= limit.limit
+    # The bucket's own law: any burst + 1 consecutive grants span at least one drain interval
+    # (at most `burst` leave back to back, then they are spaced).
+    ordered = sorted(grants)
+    burst = limit.burst
+    assert all(
+        later - earlier >= interval_us(limit)
+        for earlier, later in zip(ordered, ordered[burst:], strict=False)
+    )
+    # Callers really waited for their slots (a lower bound, which load cannot break).
+    first_call = min(now for limiter in limiters for now, _ in limiter.reservations)
+    assert elapsed >= (ordered[-1] - first_call) / 1e6 - 0.001
+
+
+async def test_burst_leaves_back_to_back(limiters: list[RecordingLimiter]) -> None:
+    limit = RateLimit(10, per=1.0, burst=4)
+    limiter = limiters[0]
+    for _ in range(4):
+        await limiter.acquire(KEY, limit)
+    assert limiter.sleeps == []
+    await limiter.acquire(KEY, limit)
+    # The fifth waits for its slot (in two parts: up to the cooldown's last check, then the rest).
+    assert 0 < sum(limiter.sleeps) <= interval_us(limit) / 1e6
+
+
+async def test_slots_are_handed_out_in_arrival_order(limiters: list[RecordingLimiter]) -> None:
+    limit = RateLimit(100, per=1.0, safety_margin=0)
+    await asyncio.gather(*(limiters[i % 3].acquire(KEY, limit) for i in range(30)))
+    reservations = sorted(r for limiter in limiters for r in limiter.reservations)
+    slots = [slot for _, slot in reservations]
+    # First come, first served across processes, and nobody waits more than the queue ahead.
+    assert slots == sorted(slots)
+    for position, (now, slot) in enumerate(reservations):
+        assert slot - now <= position * interval_us(limit)
+
+
+async def test_cooldown_is_shared_between_processes(
+    limiters: list[RecordingLimiter],
+) -> None:
+    first, second, _ = limiters
+    started = time.monotonic()  # before the cooldown starts, so a lower bound on its end
+    await first.cool_down(KEY, 0.3)
+    await second.acquire(KEY, RateLimit(100, per=1.0))
+    assert time.monotonic() - started >= 0.299  # 1 ms for clock slewing
+    assert len(second.sleeps) == 1
+    assert 0 < second.sleeps[0] <= 0.3
+    # Other endpoints are not held.
+    await second.acquire(OTHER_KEY, RateLimit(100, per=1.0))
+    assert len(second.sleeps) == 1
+
+
+async def test_cooldown_holds_requests_without_a_limit(limiters: list[RecordingLimiter]) -> None:
+    first, second, _ = limiters
+    started = time.monotonic()
+    await first.cool_down(KEY, 0.2)
+    await second.acquire(KEY, None)
+    assert time.monotonic() - started >= 0.199
+    assert len(second.sleeps) == 1
+    assert 0 < second.sleeps[0] <= 0.2
+
+
+async def test_shorter_cooldown_never_cuts_a_longer_one(
+    limiters: list[RecordingLimiter], redis_client: Redis
+) -> None:
+    first, second, _ = limiters
+    cooldown_key, _ = first._keys_for(KEY)
+    await first.cool_down(KEY, 30)
+    await second.cool_down(KEY, 0.1)
+    assert await redis_client.pttl(cooldown_key) > 20_000
+    await second.cool_down(KEY, 60)
+    assert await redis_client.pttl(cooldown_key) > 50_000
+
+
+async def test_a_cooldown_starting_during_a_wait_requeues_the_caller(
+    limiters: list[RecordingLimiter],
+) -> None:
+    first, second, _ = limiters
+    limit = RateLimit(4, per=1.0, safety_margin=0)  # one slot every ~0.25 s
+
+    async def rate_limited_meanwhile(seconds: float) -> None:
+        if len(second.sleeps) == 1:  # the wait for the reserved slot has begun
+            await first.cool_down(KEY, 0.5)
+
+    second.on_sleep = rate_limited_meanwhile
+    await second.acquire(KEY, limit)  # immediate
+    started = time.monotonic()
+    await second.acquire(KEY, limit)  # reserves a slot, then the cooldown begins
+    assert time.monotonic() - started >= 0.499
+    # The wait for the slot, then the rest of the cooldown (not the last few milliseconds up
+    # to the slot): the slot was given up rather than used inside the cooldown.
+    assert len(second.sleeps) >= 2
+    assert second.sleeps[1] > redis_module._RECHECK_LEAD
+
+
+async def test_namespaces_are_isolated(
+    redis_server: RedisServer, namespace: str, redis_client: Redis
+) -> None:
+    one = recording(redis_server, namespace)
+    two = recording(redis_server, namespace + "-other")
+    try:
+        limit = RateLimit(1, per=60.0)
+        await one.acquire(KEY, limit)
+        await one.cool_down(KEY, 30)
+        await two.acquire(KEY, limit)
+        assert two.sleeps == []
+        assert set(one._keys_for(KEY)).isdisjoint(two._keys_for(KEY))
+        for key in one._keys_for(KEY):
+            assert one.namespace in key
+            assert await redis_client.exists(key)
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_keys_expire_with_their_horizon(
+    limiters: list[RecordingLimiter], redis_client: Redis, namespace: str
+) -> None:
+    limiter = limiters[0]
+    limit = RateLimit(10, per=1.0)  # ~98 ms between slots
+    cooldown_key, tat_key = limiter._keys_for(KEY)
+    await limiter.acquire(KEY, limit)
+    assert 0 < await redis_client.pttl(tat_key) <= math.ceil(interval_us(limit) / 1000)
+    # Three more reservations, not waited for: the horizon is four intervals away now.
+    tasks = [asyncio.create_task(limiter.acquire(KEY, limit)) for _ in range(3)]
+    try:
+        while len(limiter.grants) < 4:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        assert 0 < await redis_client.pttl(tat_key) <= math.ceil(4 * interval_us(limit) / 1000)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await limiter.cool_down(KEY, 2.5)
+    assert 2000 < await redis_client.pttl(cooldown_key) <= 2500
+    # Nothing this limiter wrote lives forever.
+    keys = [key async for key in redis_client.scan_iter(match=f"*{namespace}*")]
+    assert sorted(keys) == sorted([cooldown_key.encode(), tat_key.encode()])
+    for key in keys:
+        assert await redis_client.pttl(key) > 0
+
+
+async def test_acquire_without_a_limit_writes_no_bucket(
+    limiters: list[RecordingLimiter], redis_client: Redis
+) -> None:
+    limiter = limiters[0]
+    await limiter.acquire(KEY, None)
+    assert limiter.sleeps == []
+    assert not await redis_client.exists(*limiter._keys_for(KEY))
+
+
+async def test_survives_a_script_cache_flush(
+    limiters: list[RecordingLimiter], redis_client: Redis
+) -> None:
+    limiter = limiters[0]
+    await limiter.acquire(KEY, RateLimit(100, per=1.0))
+    await redis_client.script_flush()  # as after a Redis restart or failover
+    await limiter.acquire(KEY, RateLimit(100, per=1.0))
+    await limiter.cool_down(KEY, 0.01)
+    assert len(limiter.grants) == 2
+
+
+async def test_a_cancelled_waiter_loses_its_slot(limiters: list[RecordingLimiter]) -> None:
+    limiter = limiters[0]
+    limit = RateLimit(10, per=1.0)
+    sleeping = asyncio.Event()
+
+    async def note(seconds: float) -> None:
+        sleeping.set()
+
+    limiter.on_sleep = note
+    await limiter.acquire(KEY, limit)
+    waiter = asyncio.create_task(limiter.acquire(KEY, limit))
+    await sleeping.wait()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    third = asyncio.create_task(limiter.acquire(KEY, limit))
+    try:
+        while len(limiter.grants) < 3:
+            await asyncio.wait([third], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        third.cancel()
+        await asyncio.gather(third, return_exceptions=True)
+    _, lost, after = limiter.grants
+    # The cancelled caller's slot stays spent: the next caller queues behind it.
+    assert after - lost >= interval_us(limit)
+
+
+async def test_acquire_times_out_on_a_long_queue_without_taking_a_slot(
+    redis_server: RedisServer, namespace: str, redis_client: Redis
+) -> None:
+    limiter = recording(redis_server, namespace, acquire_timeout=0.5)
+    try:
+        limit = RateLimit(1, per=60.0)
+        await limiter.acquire(KEY, limit)
+        _, tat_key = limiter._keys_for(KEY)
+        before = await redis_client.get(tat_key)
+        with pytest.raises(RateLimiterTimeoutError, match=r"acquire_timeout=0\.5") as caught:
+            await limiter.acquire(KEY, limit)
+        assert isinstance(caught.value, CapillaryError)
+        assert limiter.sleeps == []
+        assert await redis_client.get(tat_key) == before
+    finally:
+        await limiter.aclose()
+
+
+async def test_acquire_times_out_on_a_long_cooldown(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    limiter = recording(redis_server, namespace, acquire_timeout=0.5)
+    try:
+        await limiter.cool_down(KEY, 30)
+        with pytest.raises(RateLimiterTimeoutError, match="cooldown"):
+            await limiter.acquire(KEY, None)
+        assert limiter.sleeps == []
+    finally:
+        await limiter.aclose()
+
+
+async def test_unreachable_redis_raises_a_typed_error_without_the_password(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"redis://user:{SECRET}@127.0.0.1:{free_port()}/0"
+    limiter = RedisRateLimiter.from_url(url, namespace="org", command_timeout=2.0)
+    caplog.set_level(logging.DEBUG)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RateLimiterUnavailableError) as caught:
+            await limiter.acquire(KEY, RateLimit(10, per=1.0))
+        assert time.monotonic() - started < 10  # generous: refused connections fail at once
+        with pytest.raises(RateLimiterUnavailableError):
+            await limiter.cool_down(KEY, 1.0)
+        assert isinstance(caught.value, CapillaryError)
+        assert "127.0.0.1" in str(caught.value)
+        for text in (str(caught.value), repr(caught.value), repr(limiter), caplog.text):
+            assert SECRET not in text
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_redis_that_never_answers_is_unavailable_after_command_timeout() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts connections; nobody ever reads or answers
+        port = silent.getsockname()[1]
+        limiter = RedisRateLimiter.from_url(
+            f"redis://127.0.0.1:{port}/0", namespace="org", command_timeout=0.3
+        )
+        try:
+            started = time.monotonic()
+            with pytest.raises(RateLimiterUnavailableError):
+                await limiter.acquire(KEY, RateLimit(10, per=1.0))
+            assert time.monotonic() - started < 10  # generous: it gives up after ~0.3 s
+        finally:
+            await limiter.aclose()
+
+
+async def test_fallback_limits_locally_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    url = f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"
+    limiter = RedisRateLimiter.from_url(url, namespace="org", fallback=True)
+    caplog.set_level(logging.DEBUG, logger="capillary_points_async")
+    try:
+        limit = RateLimit(1000, per=1.0)
+        for _ in range(3):
+            await limiter.acquire(KEY, limit)
+        started = time.monotonic()
+        await limiter.cool_down(KEY, 0.2)
+        await limiter.acquire(KEY, limit)
+        assert time.monotonic() - started >= 0.199  # the local cooldown held the request
+        warnings = [
+            record
+            for record in caplog.records
+            if record.levelno == logging.WARNING and record.name == "capillary_points_async"
+        ]
+        assert len(warnings) == 1
+        assert "in-process" in warnings[0].getMessage()
+        assert SECRET not in caplog.text
+    finally:
+        await limiter.aclose()
+
+
+async def test_fallback_returns_to_redis_once_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(redis_module, "_clock", lambda: now[0])
+    port = free_port()
+    limiter = RedisRateLimiter.from_url(
+        f"redis://127.0.0.1:{port}/0", namespace="org", fallback=True, fallback_recheck=5.0
+    )
+    caplog.set_level(logging.INFO, logger="capillary_points_async")
+    server: RedisServer | None = None
+    try:
+        await limiter.acquire(KEY, None)  # Redis down: falls back
+        server = RedisServer(tmp_path, port=port)
+        await limiter.cool_down(KEY, 30)  # still within fallback_recheck: stays local
+        async with Redis(host=server.host, port=port) as probe:
+            assert not await probe.exists(limiter._keys_for(KEY)[0])
+            now[0] += 5.0
+            await limiter.cool_down(KEY, 30)  # recheck due: reaches Redis again
+            assert await probe.exists(limiter._keys_for(KEY)[0])
+        assert "reachable again" in caplog.text
+    finally:
+        await limiter.aclose()
+        if server is not None:
+            server.stop()
+
+
+async def test_closing(redis_server: RedisServer, namespace: str) -> None:
+    client = Redis(host=redis_server.host, port=redis_server.port)
+    try:
+        limiter = RedisRateLimiter(client, namespace=namespace)
+        await limiter.acquire(KEY, None)
+        await limiter.aclose()
+        await limiter.aclose()  # idempotent
+        with pytest.raises(RateLimiterUnavailableError, match="closed"):
+            await limiter.acquire(KEY, None)
+        assert await client.ping()  # a client passed in stays its owner's
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"namespace": ""}, "namespace"),
+        ({"namespace": "x", "acquire_timeout": 0}, "acquire_timeout"),
+        ({"namespace": "x", "command_timeout": -1.0}, "command_timeout"),
+        ({"namespace": "x", "fallback_recheck": math.inf}, "fallback_recheck"),
+        ({"namespace": "x", "max_connections": 0}, "max_connections"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message):
+        RedisRateLimiter.from_url("redis://127.0.0.1:1/0", **kwargs)
+
+
+def test_a_bad_url_is_reported_without_its_password() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        RedisRateLimiter.from_url(f"http://:{SECRET}@127.0.0.1/0", namespace="x")
+    assert SECRET not in str(caught.value)
+
+
+async def test_bad_cooldowns(limiters: list[RecordingLimiter], redis_client: Redis) -> None:
+    limiter = limiters[0]
+    with pytest.raises(InvalidRequestError):
+        await limiter.cool_down(KEY, math.nan)
+    await limiter.cool_down(KEY, 0)
+    await limiter.cool_down(KEY, -3)
+    assert not await redis_client.exists(limiter._keys_for(KEY)[0])
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        (f"redis://:{SECRET}@redis.internal:6379/0", "redis://:***@redis.internal:6379/0"),
+        (f"rediss://app:{SECRET}@[::1]:6380/2", "rediss://app:***@[::1]:6380/2"),
+        (
+            f"unix:///run/redis.sock?db=1&password={SECRET}",
+            "unix:///run/redis.sock?db=1&password=***",
+        ),
+        (f"redis://:{SECRET}@h:notaport/0", "redis://:***@h:notaport/0"),
+        (f"redis://:p@{SECRET}@h:6379/0", "redis://:***@h:6379/0"),
+        (f"redis://:p?{SECRET}@h:6379/0", "<unparseable Redis URL>"),
+        (f"redis://:p#{SECRET}@h:6379/0", "<unparseable Redis URL>"),
+        ("redis://[::1/0", "<unparseable Redis URL>"),
+    ],
+)
+def test_redact(url: str, shown: str) -> None:
+    assert redis_module._redact(url) == shown
