@@ -35,6 +35,10 @@ Semantics
   the key, never shortening a longer one; every acquire of that key, in any process, waits it
   out. A request that had already reserved a slot falling inside the cooldown gives the slot up
   and queues again afterwards.
+* **Adaptive, and shared.** As in the in-process limiter (``adaptive=True``), a cooldown also
+  cuts the endpoint's rate to 70%, which recovers by 5% a window towards just under the rate
+  that drew the 429. The cut lives in Redis: every process slows down together, and a burst of
+  429s reported by several processes cuts once.
 * **Cancellation.** A caller cancelled while sleeping for its reserved slot loses the slot: it
   stays spent, which can only make the aggregate rate lower, never higher.
 * **Bounded state.** Each write sets a PEXPIRE equal to the state's horizon (the bucket's
@@ -83,7 +87,15 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ._limiting import InProcessRateLimiter, RateLimit
+from ._limiting import (
+    _CREEP,
+    _CUT,
+    _FLOOR,
+    _HEADROOM,
+    _RECOVERY,
+    InProcessRateLimiter,
+    RateLimit,
+)
 from .errors import CapillaryError, InvalidRequestError
 
 __all__ = ["RateLimiterTimeoutError", "RateLimiterUnavailableError", "RedisRateLimiter"]
@@ -110,14 +122,40 @@ _GRANTED = 1
 _COOLING = 0
 _TOO_LONG = -1
 
-_ACQUIRE_LUA = """
--- KEYS[1]: cooldown deadline, KEYS[2]: theoretical arrival time (TAT) of the bucket;
---   both in microseconds of the Redis server's clock.
+# The in-process limiter's AIMD constants and recovery (_limiting._AdaptiveBucket), in Lua:
+# the adaptive factor of an endpoint at server time `now`, from the last cut, kept in a hash.
+_FACTOR_LUA = f"""
+local CUT, FLOOR, RECOVERY = {_CUT!r}, {_FLOOR!r}, {_RECOVERY!r}
+local HEADROOM, CREEP = {_HEADROOM!r}, {_CREEP!r}
+"""
+_FACTOR_LUA += """
+local function factor_at(adapt_key, now, per)
+    if per <= 0 then
+        return 1
+    end
+    local cut = redis.call('HMGET', adapt_key, 'at', 'factor', 'ceiling')
+    if not cut[1] then
+        return 1
+    end
+    local windows = (now - tonumber(cut[1])) / per
+    local floor_ = tonumber(cut[2])
+    local ceiling = tonumber(cut[3]) * (1 + CREEP * windows) * HEADROOM
+    return math.min(1, floor_ + RECOVERY * windows, math.max(ceiling, floor_))
+end
+"""
+
+_ACQUIRE_LUA = (
+    _FACTOR_LUA
+    + """
+-- KEYS[1]: cooldown deadline, KEYS[2]: theoretical arrival time (TAT) of the bucket, both in
+--   microseconds of the Redis server's clock; KEYS[3]: the last adaptive cut (a hash).
 -- ARGV[1]: drain interval in us (0: only check the cooldown, reserve nothing)
--- ARGV[2]: tolerance in us, (burst - 1) * interval
+-- ARGV[2]: burst
 -- ARGV[3]: longest wait in us the caller accepts (-1: any)
--- Returns {status, wait_us, now_us}: 1 = slot reserved, send after wait_us; 0 = cooling down,
--- try again after wait_us; -1 = the slot is further than ARGV[3], nothing was reserved.
+-- ARGV[4]: the window `per` in us, for the adaptive recovery (0: not adaptive)
+-- Returns {status, wait_us, now_us, factor_ppm}: status 1 = slot reserved, send after wait_us;
+-- 0 = cooling down, try again after wait_us; -1 = the slot is further than ARGV[3], nothing
+-- was reserved. factor_ppm: the adaptive factor in millionths.
 
 -- Redis 3.2 to 4 replicate scripts verbatim unless told otherwise, and refuse writes after TIME;
 -- from Redis 5 on effects replication is the default and this call is a no-op.
@@ -128,13 +166,17 @@ local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
 local cooldown = tonumber(redis.call('GET', KEYS[1]) or 0)
 if cooldown > now then
-    return {0, cooldown - now, now}
+    return {0, cooldown - now, now, 0}
 end
 
 local interval = tonumber(ARGV[1])
 if interval == 0 then
-    return {1, 0, now}
+    return {1, 0, now, 0}
 end
+local factor = factor_at(KEYS[3], now, tonumber(ARGV[4]))
+-- After a 429 the bucket drains slower: the interval grows by 1 / factor (factor <= 1).
+interval = math.ceil(interval / factor)
+local tolerance = (tonumber(ARGV[2]) - 1) * interval
 
 -- Virtual scheduling: the bucket is empty at TAT; a request conforms once now >= TAT - tolerance.
 -- Reserving means scheduling the request at max(now, TAT - tolerance) and advancing TAT as if it
@@ -143,36 +185,61 @@ local tat = tonumber(redis.call('GET', KEYS[2]) or 0)
 if tat < now then
     tat = now
 end
-local wait = tat - tonumber(ARGV[2]) - now
+local wait = tat - tolerance - now
 if wait < 0 then
     wait = 0
 end
+local factor_ppm = math.floor(factor * 1000000)
 local max_wait = tonumber(ARGV[3])
 if max_wait >= 0 and wait > max_wait then
-    return {-1, wait, now}
+    return {-1, wait, now, factor_ppm}
 end
 local new_tat = tat + interval
 -- Once the server clock passes TAT a missing key reads the same as the stored one, so the key
 -- only needs to live until then. '%.0f' writes every digit (tostring would round to 14).
 redis.call('SET', KEYS[2], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, wait, now}
+return {1, wait, now, factor_ppm}
 """
+)
 
-_COOL_DOWN_LUA = """
--- KEYS[1]: cooldown deadline in us of the server's clock. ARGV[1]: cooldown length in us.
+_COOL_DOWN_LUA = (
+    _FACTOR_LUA
+    + """
+-- KEYS[1]: cooldown deadline in us of the server's clock; KEYS[3]: the last adaptive cut.
+-- ARGV[1]: cooldown length in us. ARGV[2]: the window `per` in us (0: do not adapt).
 -- Returns 1 if the deadline moved, 0 if a longer cooldown was already running.
 if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local length = tonumber(ARGV[1])
+local per = tonumber(ARGV[2])
 local deadline = now + length
-if tonumber(redis.call('GET', KEYS[1]) or 0) >= deadline then
+local running = tonumber(redis.call('GET', KEYS[1]) or 0)
+if per > 0 and running <= now then
+    -- A 429 although the limit was respected: the server's quota is lower than configured.
+    -- Cut once per cooldown, not once per 429 of the same burst (every process may report
+    -- one), as the in-process limiter does.
+    local factor = factor_at(KEYS[3], now, per)
+    local floor_ = math.max(FLOOR, factor * CUT)
+    -- Keep the cut until the factor is back to 1: both the additive recovery and the
+    -- creeping ceiling must have reached it.
+    local windows = (1 - floor_) / RECOVERY
+    local to_ceiling = (1 / (factor * HEADROOM) - 1) / CREEP
+    if to_ceiling > windows then
+        windows = to_ceiling
+    end
+    redis.call('HSET', KEYS[3], 'at', string.format('%.0f', now), 'factor', floor_,
+               'ceiling', factor)
+    redis.call('PEXPIRE', KEYS[3], math.ceil(windows * per / 1000) + 1)
+end
+if running >= deadline then
     return 0
 end
 -- The key expires with the cooldown itself: nothing to clean up.
 redis.call('SET', KEYS[1], string.format('%.0f', deadline), 'PX', math.ceil(length / 1000))
 return 1
 """
+)
 
 
 class RateLimiterUnavailableError(CapillaryError):
@@ -216,6 +283,10 @@ class RedisRateLimiter:
             a slot. ``None`` waits as long as the queue needs.
         command_timeout: longest time in seconds one Redis round trip may take before it counts
             as Redis being unavailable.
+        adaptive: as for :class:`~capillary_points_async.InProcessRateLimiter`: a cooldown also
+            cuts the endpoint's rate to 70% and it recovers by 5% of the rate per window, up to
+            just under the rate that drew the 429. The cut is shared by every process, and made
+            once per cooldown however many of them report a 429 of the same burst.
         fallback: when Redis is unavailable, log a warning once and limit in this process with
             an :class:`~capillary_points_async.InProcessRateLimiter` instead of raising
             :class:`RateLimiterUnavailableError`. Redis is tried again every
@@ -225,17 +296,20 @@ class RedisRateLimiter:
 
     __slots__ = (
         "_acquire_script",
+        "_adaptive",
         "_client",
         "_closed",
         "_command_timeout",
         "_cool_down_script",
+        "_factors",
         "_fallback",
         "_fallback_recheck",
         "_fallback_until",
+        "_intervals",
         "_keys",
+        "_limits",
         "_local",
         "_owns_client",
-        "_spacing",
         "_timeout",
         "_warned",
         "_where",
@@ -249,6 +323,7 @@ class RedisRateLimiter:
         namespace: str,
         acquire_timeout: float | None = 300.0,
         command_timeout: float = 2.0,
+        adaptive: bool = True,
         fallback: bool = False,
         fallback_recheck: float = 5.0,
     ) -> None:
@@ -273,19 +348,24 @@ class RedisRateLimiter:
         self._where = _describe_client(client)
         self._timeout = acquire_timeout
         self._command_timeout = command_timeout
+        self._adaptive = adaptive
         self._fallback = fallback
         self._fallback_recheck = fallback_recheck
         # _clock() until which requests go to the local limiter; 0.0 while Redis is fine.
         self._fallback_until = 0.0
         self._warned = False
-        self._local: InProcessRateLimiter | None = InProcessRateLimiter() if fallback else None
+        self._local = InProcessRateLimiter(adaptive=adaptive) if fallback else None
         self._closed = False
         # register_script computes the SHA once; calls use EVALSHA and reload on NOSCRIPT (a
         # restarted or failed-over Redis), so the common case is a single round trip.
         self._acquire_script = client.register_script(_ACQUIRE_LUA)
         self._cool_down_script = client.register_script(_COOL_DOWN_LUA)
-        self._keys: dict[str, tuple[str, str]] = {}
-        self._spacing: dict[RateLimit, tuple[int, int]] = {}
+        self._keys: dict[str, tuple[str, str, str]] = {}
+        self._intervals: dict[RateLimit, int] = {}
+        # Per endpoint key, the limit this process last used and the adaptive factor the script
+        # last reported: what effective_rate() and the adaptive cut of cool_down() go by.
+        self._limits: dict[str, RateLimit] = {}
+        self._factors: dict[str, float] = {}
 
     @classmethod
     def from_url(
@@ -296,6 +376,7 @@ class RedisRateLimiter:
         acquire_timeout: float | None = 300.0,
         command_timeout: float = 2.0,
         max_connections: int = 16,
+        adaptive: bool = True,
         fallback: bool = False,
         fallback_recheck: float = 5.0,
     ) -> RedisRateLimiter:
@@ -307,8 +388,9 @@ class RedisRateLimiter:
             max_connections: connections this process opens at most; further acquires wait for
                 a free one (each holds it for one round trip only) instead of opening one per
                 waiting request.
-            namespace, acquire_timeout, command_timeout, fallback, fallback_recheck: as for the
-                constructor. ``command_timeout`` is also the socket connect and read timeout.
+            namespace, acquire_timeout, command_timeout, adaptive, fallback, fallback_recheck:
+                as for the constructor. ``command_timeout`` is also the socket connect and read
+                timeout.
         """
         if (
             isinstance(max_connections, bool)
@@ -342,6 +424,7 @@ class RedisRateLimiter:
             namespace=namespace,
             acquire_timeout=acquire_timeout,
             command_timeout=command_timeout,
+            adaptive=adaptive,
             fallback=fallback,
             fallback_recheck=fallback_recheck,
         )
@@ -351,6 +434,16 @@ class RedisRateLimiter:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._where}, namespace={self.namespace!r})"
+
+    def effective_rate(self, key: str) -> float | None:
+        """Requests per second the shared bucket of ``key`` lets through, after any adaptive
+        cut, as of this process's last acquire of it (None: no limited acquire yet)."""
+        if self._falling_back() and self._local is not None:
+            return self._local.effective_rate(key)
+        limit = self._limits.get(key)
+        if limit is None:
+            return None
+        return limit.rate * self._factors.get(key, 1.0)
 
     async def acquire(self, key: str, limit: RateLimit | None) -> None:
         """Return when one request to ``key`` may be sent: after any cooldown of ``key`` and,
@@ -390,9 +483,13 @@ class RedisRateLimiter:
             await self._local.cool_down(key, seconds)
         if self._falling_back():
             return
-        cooldown_key, _ = self._keys_for(key)
+        limit = self._limits.get(key) if self._adaptive else None
+        # Without a limit there is no rate to cut (the in-process limiter has no bucket then).
+        per = 0 if limit is None else _per_us(limit)
         try:
-            await self._eval(self._cool_down_script, (cooldown_key,), (math.ceil(seconds * 1e6),))
+            await self._eval(
+                self._cool_down_script, self._keys_for(key), (math.ceil(seconds * 1e6), per)
+            )
         except _RedisFailed as exc:
             self._on_redis_failure(exc)
         else:
@@ -419,14 +516,21 @@ class RedisRateLimiter:
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         keys = self._keys_for(key)
-        interval, tolerance = (0, 0) if limit is None else self._spacing_for(limit)
+        if limit is None:
+            interval = burst = per = 0
+        else:
+            interval, burst = self._interval_for(limit), limit.burst
+            per = _per_us(limit) if self._adaptive else 0
+            self._limits[key] = limit
         slot: float | None = None  # loop time of this caller's reserved slot, once it has one
         while True:
             max_wait = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1e6))
             # With a slot reserved, the call only checks the cooldown (interval 0).
-            args = (interval, tolerance, max_wait) if slot is None else (0, 0, max_wait)
+            args = (interval, burst, max_wait, per) if slot is None else (0, 0, max_wait, 0)
             reply = await self._eval(self._acquire_script, keys, args)
             status, wait_us = int(reply[0]), int(reply[1])
+            if status != _COOLING and slot is None and interval:
+                self._factors[key] = int(reply[3]) / 1e6
             if status == _GRANTED:
                 if slot is not None:
                     remaining = slot - loop.time()
@@ -463,21 +567,20 @@ class RedisRateLimiter:
         # One seam for waiting, so that tests can observe and steer the waits.
         await asyncio.sleep(seconds)
 
-    def _keys_for(self, key: str) -> tuple[str, str]:
+    def _keys_for(self, key: str) -> tuple[str, str, str]:
         keys = self._keys.get(key)
         if keys is None:
             tag = f"{_KEY_PREFIX}:{{{self.namespace}|{key}}}"
-            keys = self._keys[key] = (f"{tag}:cooldown", f"{tag}:tat")
+            keys = self._keys[key] = (f"{tag}:cooldown", f"{tag}:tat", f"{tag}:adapt")
         return keys
 
-    def _spacing_for(self, limit: RateLimit) -> tuple[int, int]:
-        spacing = self._spacing.get(limit)
-        if spacing is None:
+    def _interval_for(self, limit: RateLimit) -> int:
+        interval = self._intervals.get(limit)
+        if interval is None:
             # Rounded up to a whole microsecond: the rate can only get marginally slower, and
             # integer state cannot drift however many slots are added up.
-            interval = math.ceil(1e6 / limit.rate)
-            spacing = self._spacing[limit] = (interval, (limit.burst - 1) * interval)
-        return spacing
+            interval = self._intervals[limit] = math.ceil(1e6 / limit.rate)
+        return interval
 
     def _timeout_error(self, key: str, wait: float, what: str) -> RateLimiterTimeoutError:
         return RateLimiterTimeoutError(
@@ -552,6 +655,10 @@ else:  # pragma: no cover - Python 3.10
 
     async def _bounded(awaitable: Awaitable[_T], timeout: float | None) -> _T:
         return await asyncio.wait_for(awaitable, timeout)
+
+
+def _per_us(limit: RateLimit) -> int:
+    return math.ceil(limit.per * 1e6)
 
 
 def _positive(value: object) -> bool:

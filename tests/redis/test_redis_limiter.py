@@ -56,7 +56,7 @@ class RecordingLimiter(RedisRateLimiter):
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[int]) -> Any:
         reply = await super()._eval(script, keys, args)
         if script is self._acquire_script and args[0] > 0 and reply[0] == 1:
-            _, wait, now = (int(value) for value in reply)
+            wait, now = int(reply[1]), int(reply[2])
             self.grants.append(now + wait)
             self.reservations.append((now, now + wait))
         return reply
@@ -207,7 +207,7 @@ async def test_shorter_cooldown_never_cuts_a_longer_one(
     limiters: list[RecordingLimiter], redis_client: Redis
 ) -> None:
     first, second, _ = limiters
-    cooldown_key, _ = first._keys_for(KEY)
+    cooldown_key = first._keys_for(KEY)[0]
     await first.cool_down(KEY, 30)
     await second.cool_down(KEY, 0.1)
     assert await redis_client.pttl(cooldown_key) > 20_000
@@ -261,7 +261,7 @@ async def test_keys_expire_with_their_horizon(
 ) -> None:
     limiter = limiters[0]
     limit = RateLimit(10, per=1.0)  # ~98 ms between slots
-    cooldown_key, tat_key = limiter._keys_for(KEY)
+    cooldown_key, tat_key, _ = limiter._keys_for(KEY)
     await limiter.acquire(KEY, limit)
     assert 0 < await redis_client.pttl(tat_key) <= math.ceil(interval_us(limit) / 1000)
     # Three more reservations, not waited for: the horizon is four intervals away now.
@@ -276,9 +276,13 @@ async def test_keys_expire_with_their_horizon(
         await asyncio.gather(*tasks, return_exceptions=True)
     await limiter.cool_down(KEY, 2.5)
     assert 2000 < await redis_client.pttl(cooldown_key) <= 2500
+    # The adaptive cut lasts until the rate has fully recovered: 10.5 windows of 1 s here,
+    # for the ceiling to creep back from 95% (see the cool-down script).
+    adapt_key = limiter._keys_for(KEY)[2]
+    assert 10_000 < await redis_client.pttl(adapt_key) <= 10_600
     # Nothing this limiter wrote lives forever.
     keys = [key async for key in redis_client.scan_iter(match=f"*{namespace}*")]
-    assert sorted(keys) == sorted([cooldown_key.encode(), tat_key.encode()])
+    assert sorted(keys) == sorted(key.encode() for key in limiter._keys_for(KEY))
     for key in keys:
         assert await redis_client.pttl(key) > 0
 
@@ -337,7 +341,7 @@ async def test_acquire_times_out_on_a_long_queue_without_taking_a_slot(
     try:
         limit = RateLimit(1, per=60.0)
         await limiter.acquire(KEY, limit)
-        _, tat_key = limiter._keys_for(KEY)
+        tat_key = limiter._keys_for(KEY)[1]
         before = await redis_client.get(tat_key)
         with pytest.raises(RateLimiterTimeoutError, match=r"acquire_timeout=0\.5") as caught:
             await limiter.acquire(KEY, limit)
@@ -357,6 +361,40 @@ async def test_acquire_times_out_on_a_long_cooldown(
         with pytest.raises(RateLimiterTimeoutError, match="cooldown"):
             await limiter.acquire(KEY, None)
         assert limiter.sleeps == []
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_cooldown_cuts_the_shared_rate_once(limiters: list[RecordingLimiter]) -> None:
+    first, second, _ = limiters
+    limit = RateLimit(20, per=0.5)
+    await first.acquire(KEY, limit)
+    await second.acquire(OTHER_KEY, limit)
+    assert second.effective_rate(KEY) is None  # no limited acquire of KEY yet
+    await first.cool_down(KEY, 0.05)  # a 429: the rate is cut to 70%...
+    await first.cool_down(KEY, 0.05)  # ...once per cooldown, not once per 429
+    await asyncio.gather(second.acquire(KEY, limit), second.acquire(KEY, limit))
+    rate = second.effective_rate(KEY)
+    assert rate is not None
+    # 70%, plus 5% per window of recovery: generous enough for a very slow machine.
+    assert 0.69 * limit.rate <= rate < 0.8 * limit.rate
+    earlier, later = sorted(second.grants[-2:])
+    assert later - earlier >= interval_us(limit) / 0.8
+    assert first.effective_rate(KEY) == limit.rate  # it has not acquired since the cut
+
+
+async def test_the_cut_only_applies_with_a_limit_and_when_adaptive(
+    redis_server: RedisServer, namespace: str, redis_client: Redis
+) -> None:
+    limiter = recording(redis_server, namespace, adaptive=False)
+    try:
+        limit = RateLimit(20, per=0.5)
+        await limiter.acquire(KEY, limit)
+        await limiter.cool_down(KEY, 0.01)
+        await limiter.cool_down(OTHER_KEY, 0.01)  # never acquired with a limit
+        assert not await redis_client.exists(limiter._keys_for(KEY)[2])
+        assert not await redis_client.exists(limiter._keys_for(OTHER_KEY)[2])
+        assert limiter.effective_rate(KEY) == limit.rate
     finally:
         await limiter.aclose()
 
