@@ -2,9 +2,9 @@
 
 The sandbox runs without a server-side limit, so it only records when each request arrived.
 The client fans out ``is_transferrable_many`` at concurrency 64 under ``RateLimit(L, per=P)``:
-the default (``safety_margin=0.02``, ``burst=1``), ``safety_margin=0`` and ``burst=2``. The
-baseline, in the same run, is a plain ``aiolimiter.AsyncLimiter(L, P)`` in front of raw aiohttp
-posts to the same sandbox.
+the package's default, then ``safety_margin=0``, ``burst=1`` and ``burst=2`` where they differ
+from it. The baseline, in the same run, is a plain ``aiolimiter.AsyncLimiter(L, P)`` in front
+of raw aiohttp posts to the same sandbox.
 
 Reported per run: the most arrivals in any window of P seconds (must be <= L), the first
 window's count (aiolimiter lets 2L through there), the steady rate after the first window as a
@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -67,6 +68,7 @@ class Run:
     arrivals: list[float]  # the sandbox's clock, sorted
     failures: int
     drain: float  # the rate the limiter is built to let through, requests per second
+    limit: RateLimit | None = None  # the client's configuration; None for the baseline
 
     @property
     def first_window(self) -> int:
@@ -86,31 +88,31 @@ class Run:
         return self.steady / (self.scenario.limit / self.scenario.per)
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One client configuration of the same RateLimit(L, per=P)."""
-
-    label: str
-    safety_margin: float = 0.02
-    burst: int = 1
-
-
-DEFAULT = Variant("client (default: safety_margin=0.02, burst=1)")
-VARIANTS = (
-    DEFAULT,
-    # The margin costs ~2% of the rate; without it, arrivals bunched on the way (a handshake,
-    # a slow hop) can put more than L in the server's window.
-    Variant("client safety_margin=0", safety_margin=0.0),
-    # A bucket of one token drops whatever lateness each timer wake-up has; a second token
-    # lets the next request catch up, at a cost of one request per window.
-    Variant("client burst=2", burst=2),
-)
+# Client configurations of the same RateLimit(L, per=P), as overrides of the package's
+# defaults (read from RateLimit itself, so the rows stay right when a default changes):
+#  - safety_margin=0: the margin costs ~2% of the rate; without it, arrivals bunched on the way
+#    (a handshake, a slow hop) can put more than L in the server's window;
+#  - burst 1 and 2: a bucket of one token drops whatever lateness each timer wake-up has; a
+#    second token lets the next request catch up, at a cost of one request per window.
+OVERRIDES: tuple[dict[str, Any], ...] = ({}, {"safety_margin": 0.0}, {"burst": 1}, {"burst": 2})
 
 
-async def run_client(scenario: Scenario, variant: Variant) -> Run:
-    limit = RateLimit(
-        scenario.limit, per=scenario.per, safety_margin=variant.safety_margin, burst=variant.burst
-    )
+def client_limits(scenario: Scenario) -> list[tuple[str, RateLimit]]:
+    """The default first, then each override that differs from every configuration before it."""
+    chosen: list[tuple[str, RateLimit]] = []
+    for override in OVERRIDES:
+        limit = RateLimit(scenario.limit, per=scenario.per, **override)
+        if any(limit == seen for _, seen in chosen):
+            continue
+        if override:
+            label = "client " + ", ".join(f"{key}={value:g}" for key, value in override.items())
+        else:
+            label = f"client default (safety_margin={limit.safety_margin:g}, burst={limit.burst})"
+        chosen.append((label, limit))
+    return chosen
+
+
+async def run_client(scenario: Scenario, label: str, limit: RateLimit) -> Run:
     async with FakeCapillary(customers=CUSTOMERS, seed=1) as fake:
         loop = asyncio.get_running_loop()
         feed = Feed(transfer_requests(CUSTOMERS), loop.time, loop.time() + scenario.duration)
@@ -119,7 +121,7 @@ async def run_client(scenario: Scenario, variant: Variant) -> Run:
             async for outcome in client.points.is_transferrable_many(feed, concurrency=CONCURRENCY):
                 failures += not outcome.ok
         arrivals = sorted(fake.arrivals(IS_TRANSFERRABLE))
-        return Run(variant.label, scenario, arrivals, failures, limit.rate)
+        return Run(label, scenario, arrivals, failures, limit.rate, limit)
 
 
 def _wire_body(request: TransferCheckRequest) -> bytes:
@@ -165,7 +167,8 @@ async def run_scenario(scenario: Scenario, *, side_by_side: bool) -> list[Run]:
     """The baseline and every client variant. Side by side (each with its own sandbox) only
     for slow scenarios, where the runs together are a light load; otherwise one after another
     so that they do not disturb each other's timing."""
-    jobs = [run_aiolimiter(scenario), *(run_client(scenario, variant) for variant in VARIANTS)]
+    clients = client_limits(scenario)
+    jobs = [run_aiolimiter(scenario), *(run_client(scenario, *client) for client in clients)]
     if side_by_side:
         return list(await asyncio.gather(*jobs))
     return [await job for job in jobs]
@@ -210,20 +213,20 @@ def report(scenario: Scenario, runs: Sequence[Run]) -> str:
 
 
 def checks_of(scenario: Scenario, runs: Sequence[Run]) -> list[Check]:
-    by_label = {run.label: run for run in runs}
+    clients = [run for run in runs if run.limit is not None]
     checks = [
         # Without the margin, arrivals bunched on the way may exceed L: that is the trade-off
-        # shown, not a bug, so only variants that keep a margin are held to the limit.
+        # shown, not a bug, so only configurations that keep a margin are held to the limit.
         Check(
-            f"{scenario.name} {variant.label}: max in any {scenario.per:g}-s window "
-            f"{by_label[variant.label].max_window} <= {scenario.limit}",
-            by_label[variant.label].max_window <= scenario.limit,
+            f"{scenario.name} {run.label}: max in any {scenario.per:g}-s window "
+            f"{run.max_window} <= {scenario.limit}",
+            run.max_window <= scenario.limit,
             hard=True,
         )
-        for variant in VARIANTS
-        if variant.safety_margin > 0
+        for run in clients
+        if run.limit is not None and run.limit.safety_margin > 0
     ]
-    default = by_label[DEFAULT.label]
+    default = clients[0]
     return [
         *checks,
         Check(
@@ -247,18 +250,20 @@ def plot(results: Sequence[tuple[Scenario, Sequence[Run]]], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    styles = {
-        BASELINE: {"color": "0.45", "linewidth": 1.6},
-        VARIANTS[0].label: {"color": "tab:blue", "linewidth": 1.8},
-        VARIANTS[1].label: {"color": "tab:orange", "linewidth": 1.2, "linestyle": "--"},
-        VARIANTS[2].label: {"color": "tab:green", "linewidth": 1.2},
-    }
+    # In run order: the baseline, the client's default, then the overrides.
+    styles: list[dict[str, Any]] = [
+        {"color": "0.45", "linewidth": 1.6},
+        {"color": "tab:blue", "linewidth": 1.8},
+        {"color": "tab:orange", "linewidth": 1.2, "linestyle": "--"},
+        {"color": "tab:green", "linewidth": 1.2},
+        {"color": "tab:purple", "linewidth": 1.2, "linestyle": "-."},
+    ]
     figure, axes = plt.subplots(len(results), 1, figsize=(10, 4.2 * len(results)), squeeze=False)
     for axis, (scenario, runs) in zip(axes[:, 0], results, strict=True):
         # The count in the trailing window is exactly what a server's sliding window limits.
-        for run in runs:
+        for run, style in zip(runs, styles, strict=False):
             xs, counts = sliding_counts(run.arrivals, scenario.per, scenario.per / 100)
-            axis.plot(xs, counts, label=run.label, **styles[run.label])
+            axis.plot(xs, counts, label=run.label, **style)
         axis.axhline(scenario.limit, color="tab:red", linestyle=":", linewidth=1.5)
         axis.annotate(
             f"limit L = {scenario.limit}",
