@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -39,8 +40,12 @@ class RateLimit:
         limit: requests allowed per window (Capillary documents 1000 per minute for the
             points endpoints, and 100 per minute on demo clusters).
         per: the window's length in seconds.
-        burst: requests that may leave back to back after an idle spell. The default, 1,
-            paces requests evenly; a larger burst lowers the steady rate by as much.
+        burst: the bucket's capacity: requests that may leave back to back after an idle
+            spell; each one more lowers the steady rate by one request per window. With a
+            single token every late timer wake-up of the event loop (up to about a millisecond)
+            is rate lost for good, a third of it at 500/s, and a second token absorbs them. So
+            the default is 2 where a millisecond per request costs more than one request per
+            window (``limit * limit / per > 1000``: 1000/min, 100/s), else 1 (10/s).
         safety_margin: share of ``per`` added to the window the client enforces. The server
             counts arrivals, not departures: a connection handshake or a slow hop can bunch
             requests that left evenly spaced. With the default 0.02 the client never sends more
@@ -50,7 +55,10 @@ class RateLimit:
 
     limit: int
     per: float = 60.0
-    burst: int = attrs.field(default=1, kw_only=True)
+    burst: int = attrs.field(
+        default=attrs.Factory(lambda self: _default_burst(self.limit, self.per), takes_self=True),
+        kw_only=True,
+    )
     safety_margin: float = attrs.field(default=0.02, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
@@ -86,6 +94,12 @@ class RateLimit:
         """
         window = self.per * (1.0 + self.safety_margin)
         return (self.limit + 1 - _ROUNDING_SLACK - self.burst) / window
+
+
+def _default_burst(limit: object, per: object) -> int:
+    if not (isinstance(limit, int) and _positive_finite(per)):
+        return 1  # the validators report what is wrong
+    return 2 if limit >= 2 and limit * limit / per > 1000 else 1  # type: ignore[operator]
 
 
 def _positive_finite(value: object) -> bool:
@@ -159,14 +173,20 @@ class _Gate:
         self._open.set()
 
 
-# AIMD constants of the adaptive bucket, in shares of the configured rate and per window of
-# `per` seconds. A 429 cuts the rate to 70%; recovery adds 5% per window up to 95% of the
-# rate that drew the 429 (so it settles just under what the server accepts instead of
-# hitting it again), and that ceiling creeps up 0.5% per window so a raised quota is found.
+# Adaptation of the bucket after a 429, as shares of the configured rate and in windows of
+# `per` seconds. The cut settles at 95% of what the server accepted: the requests this bucket
+# let through in the window before the 429, which a gateway counting a sliding window
+# answers 429 past exactly at its quota (so one 429 finds the quota, where a fixed 30% cut
+# needs several and overshoots in between). With fewer than _MIN_COUNT requests to go by, the
+# rate is cut to 70%. After 3 windows without a 429 it probes upwards,
+# 1% of the settled rate in the first window, doubling each window (1%, 3%, 7%, 15%...): a
+# quota that was met again is probed about every 6 windows, and one that was raised, or a cut
+# that a passing 429 made too deep, is back to the configured rate within about 10.
 _CUT = 0.7
-_RECOVERY = 0.05
 _HEADROOM = 0.95
-_CREEP = 0.005
+_MIN_COUNT = 10
+_QUIET_WINDOWS = 3
+_CREEP = 0.01
 _FLOOR = 0.05
 _RETUNE_STEP = 0.01
 
@@ -177,23 +197,28 @@ class _AdaptiveBucket(AsyncLimiter):
     AsyncLimiter(max_rate, time_period) is a bucket of capacity max_rate draining at
     max_rate / time_period per second; time_period is picked for the drain rate that
     :class:`RateLimit` computes (a plain AsyncLimiter(limit, per) admits 2 * limit in its
-    first window).
+    first window). It also remembers when its last ``limit`` tokens left, to measure the
+    rate the server accepted when a 429 comes.
     """
 
-    __slots__ = ("_ceiling", "_cut_at", "_cut_factor", "factor", "limit")
+    __slots__ = ("_cut_at", "_departures", "_settled", "factor", "limit")
 
     def __init__(self, limit: RateLimit) -> None:
         super().__init__(limit.burst, limit.burst / limit.rate)
         self.limit = limit
         self.factor = 1.0
-        self._ceiling = 1.0
+        self._settled = 1.0
         self._cut_at = 0.0
-        self._cut_factor = 1.0
+        # No window holds more than `limit` departures, so this keeps every one of the last.
+        self._departures: deque[float] = deque(maxlen=limit.limit)
 
     @property
     def rate(self) -> float:
-        self._leak()
         return self._rate_per_sec
+
+    async def acquire(self, amount: float = 1) -> None:
+        await super().acquire(amount)
+        self._departures.append(self._loop.time())
 
     def _retune(self, factor: float) -> None:
         super()._leak()  # settle the level at the old rate before the new one applies
@@ -209,17 +234,25 @@ class _AdaptiveBucket(AsyncLimiter):
         super()._leak()
 
     def _recover(self, now: float) -> None:
-        windows = (now - self._cut_at) / self.limit.per
-        ceiling = self._ceiling * (1.0 + _CREEP * windows) * _HEADROOM
-        target = min(1.0, self._cut_factor + _RECOVERY * windows, max(ceiling, self._cut_factor))
-        if target >= 1.0 or target - self.factor >= _RETUNE_STEP:
+        windows = (now - self._cut_at) / self.limit.per - _QUIET_WINDOWS
+        if windows <= 0:
+            return
+        target = min(1.0, self._settled * (1.0 + _CREEP * (2.0 ** min(windows, 30.0) - 1.0)))
+        if target >= 1.0 or target >= self.factor * (1.0 + _RETUNE_STEP):
             self._retune(target)
 
     def cut(self, now: float) -> None:
-        self._ceiling = self.factor
+        departures = self._departures
+        while departures and departures[0] <= now - self.limit.per:
+            departures.popleft()
+        if len(departures) >= _MIN_COUNT:
+            accepted = len(departures) / self.limit.per
+            target = min(self.factor, accepted * _HEADROOM / self.limit.rate)
+        else:
+            target = self.factor * _CUT
+        self._settled = max(_FLOOR, target)
         self._cut_at = now
-        self._cut_factor = max(_FLOOR, self.factor * _CUT)
-        self._retune(self._cut_factor)
+        self._retune(self._settled)
         self._wake_next()  # the next waiter's timer was set for the old rate
 
 
@@ -236,9 +269,9 @@ class InProcessRateLimiter:
 
     With ``adaptive`` (the default) a cooldown also lowers the endpoint's rate: a 429 although
     the proactive limit was respected means the server's quota is lower than configured, so
-    the rate is cut multiplicatively and recovered additively (AIMD) towards just under the
-    rate that drew the 429, converging on what the server accepts rather than producing a
-    429 storm.
+    the rate is set just under what the server accepted in the window before the 429 (or cut
+    to 70% without such a count), and after a few quiet windows probed slowly upwards again:
+    the client converges on what the server accepts rather than producing a 429 storm.
 
     Correct for one process. Several processes sharing one API key each get the whole quota;
     use a shared backend for them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import backoff
@@ -38,7 +39,7 @@ def _attempts(_: object, __: object, value: int) -> None:
         )
 
 
-def _callable(_: object, attribute: attrs.Attribute[object], value: object) -> None:
+def _callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not callable(value):
         raise InvalidRequestError(f"RetryPolicy.{attribute.name} must be callable, got {value!r}")
 

@@ -87,15 +87,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ._limiting import (
-    _CREEP,
-    _CUT,
-    _FLOOR,
-    _HEADROOM,
-    _RECOVERY,
-    InProcessRateLimiter,
-    RateLimit,
-)
+from ._limiting import _CUT, _FLOOR, _HEADROOM, InProcessRateLimiter, RateLimit
 from .errors import CapillaryError, InvalidRequestError
 
 __all__ = ["RateLimiterTimeoutError", "RateLimiterUnavailableError", "RedisRateLimiter"]
@@ -122,8 +114,14 @@ _GRANTED = 1
 _COOLING = 0
 _TOO_LONG = -1
 
-# The in-process limiter's AIMD constants and recovery (_limiting._AdaptiveBucket), in Lua:
-# the adaptive factor of an endpoint at server time `now`, from the last cut, kept in a hash.
+# Adaptation across processes. The in-process limiter sets its rate from the requests it let
+# through before a 429; here that count would need a shared log of departures (a sorted set
+# written on every acquire), so a cut is multiplicative instead (_CUT, as the in-process
+# fallback without a count), recovered additively by _RECOVERY per window up to _HEADROOM of
+# the rate that drew the 429, a ceiling that creeps up by _CREEP per window. In Lua: the
+# adaptive factor of an endpoint at server time `now`, from the last cut, kept in a hash.
+_RECOVERY = 0.05
+_CREEP = 0.005
 _FACTOR_LUA = f"""
 local CUT, FLOOR, RECOVERY = {_CUT!r}, {_FLOOR!r}, {_RECOVERY!r}
 local HEADROOM, CREEP = {_HEADROOM!r}, {_CREEP!r}

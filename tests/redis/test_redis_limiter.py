@@ -219,7 +219,7 @@ async def test_a_cooldown_starting_during_a_wait_requeues_the_caller(
     limiters: list[RecordingLimiter],
 ) -> None:
     first, second, _ = limiters
-    limit = RateLimit(4, per=1.0, safety_margin=0)  # one slot every ~0.25 s
+    limit = RateLimit(4, per=1.0, burst=1, safety_margin=0)  # one slot every ~0.25 s
 
     async def rate_limited_meanwhile(seconds: float) -> None:
         if len(second.sleeps) == 1:  # the wait for the reserved slot has begun
