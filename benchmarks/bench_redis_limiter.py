@@ -182,7 +182,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="grants in all, per run")
     parser.add_argument("--tasks", type=int, default=16, help="concurrent acquires per process")
     parser.add_argument("--samples", type=int, default=3000, help="latency samples")
+    parser.add_argument("--quick", action="store_true", help="half the grants and samples")
     args = parser.parse_args()
+    if args.quick:
+        args.requests, args.samples = args.requests // 2, args.samples // 2
     limit = RateLimit(args.limit, per=args.per)
 
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:

@@ -15,6 +15,9 @@ Everything the client raises on purpose derives from :class:`CapillaryError`::
           +-- InvalidIdentifierError      8013, 802, 434
           +-- GroupTransferMismatchError  3316
 
+The Redis-backed limiter adds ``RateLimiterUnavailableError`` and ``RateLimiterTimeoutError``
+(both ``CapillaryError``) in :mod:`capillary_points_async.redis`.
+
 An API answer with a code the table in ``_protocol`` does not know becomes a plain
 :class:`APIError` that still carries the code, so nothing the server said is lost.
 
