@@ -38,7 +38,8 @@ Semantics
 * **Adaptive, and shared.** With ``adaptive=True`` a cooldown also cuts the endpoint's rate to
   70%, which recovers by 5% a window towards just under the rate that drew the 429. (The
   in-process limiter instead settles on the rate it saw accepted before the 429; across
-  processes that count would need a shared log of every departure.) The cut lives in Redis: every process slows down together, and a burst of
+  processes that count would need a shared log of every departure.) The cut lives in Redis:
+  every process slows down together, and a burst of
   429s reported by several processes cuts once.
 * **Cancellation.** A caller cancelled while sleeping for its reserved slot loses the slot: it
   stays spent, which can only make the aggregate rate lower, never higher.
