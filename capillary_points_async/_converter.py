@@ -1,9 +1,10 @@
 """The library's own cattrs converter (never the global one).
 
-Two converters are configured identically by :func:`configure_converter`: a fast one with
-``detailed_validation=False`` for every response, and a detailed one used only after the fast
-one failed, to name the offending path in the :class:`ResponseDecodeError` (the error path is
-cold; the hot path should not pay for the bookkeeping).
+:func:`configure_converter` sets up two converters with the same primitive hooks: a fast one
+whose model hooks are compiled per class (:func:`_compile_hook`) for every response, and one
+with cattrs' own generated hooks and ``detailed_validation=True``, used only after the fast one
+failed, to name the offending path in the :class:`ResponseDecodeError` (the error path is cold;
+the hot path should not pay for the bookkeeping).
 """
 
 from __future__ import annotations
@@ -52,12 +53,8 @@ def _structure_bool(value: Any, _: type[Any]) -> bool:
 
 def _structure_int(value: Any, _: type[Any]) -> int:
     # Codes and points arrive as ints or as digit strings ("200", "50"); floats like 50.0 too.
-    if isinstance(value, bool):
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"expected an integer, got {value!r}")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise ValueError(f"expected an integer, got {value!r}")
-        return int(value)
     return int(value)
 
 
@@ -235,7 +232,7 @@ def structure(payload: dict[str, Any], cls: type[T], what: str) -> T:
             _DETAILED.structure(payload, cls)
         except Exception as exc:
             detail = "; ".join(cattrs.transform_error(exc, path=cls.__name__))
-        else:  # pragma: no cover - the two converters are configured identically
+        else:  # pragma: no cover - both converters accept the same shapes
             detail = "unknown"
         raise ResponseDecodeError(
             f"{what} answer does not match the documented shape: {detail}",

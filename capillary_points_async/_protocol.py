@@ -295,11 +295,15 @@ def quota_exhausted_for(headers: Mapping[str, str], now: float) -> float | None:
 
 
 def _api_error(
-    raw: RawResponse, code: int | None, message: str | None, request_id: str | None, now: float
+    raw: RawResponse, entry: Mapping[str, Any], request_id: str | None, now: float
 ) -> errors.APIError:
+    """The error for an answer whose failing entry (v1.1 ``status``/``item_status``, a v2
+    ``errors`` item, or ``{}``) carries the code and message."""
+    code = _int_code(entry.get("code"))
+    message = entry.get("message")
     cls = error_class(raw.status, code)
     return cls(
-        message or _status_message(raw.status),
+        message if isinstance(message, str) and message else _status_message(raw.status),
         status=raw.status,
         code=code if code is not None else raw.status,
         request_id=request_id,
@@ -366,15 +370,7 @@ def decode_validation_code(raw: RawResponse, now: float) -> dict[str, Any]:
         None,
     )
     if not 200 <= raw.status < 300 or failed is not None:
-        source = failed or item_status or status or {}
-        message = source.get("message")
-        raise _api_error(
-            raw,
-            _int_code(source.get("code")),
-            message if isinstance(message, str) else None,
-            request_id,
-            now,
-        )
+        raise _api_error(raw, failed or item_status or status or {}, request_id, now)
     if response is None:
         raise _shape_error(VALIDATION_CODE, "no 'response' object", raw, request_id)
     if item is None:
@@ -400,14 +396,7 @@ def decode_transfer_check(raw: RawResponse, now: float) -> dict[str, Any]:
         entry = error_list[0] if has_errors else None  # type: ignore[index]
         # An entry that is not the documented object still says the call failed.
         first = _dict(entry) or ({"message": str(entry)} if entry is not None else {})
-        message = first.get("message")
-        raise _api_error(
-            raw,
-            _int_code(first.get("code")),
-            message if isinstance(message, str) else None,
-            request_id,
-            now,
-        )
+        raise _api_error(raw, first, request_id, now)
     if doc is None:
         raise _shape_error(IS_TRANSFERRABLE, "the body is not a JSON object", raw, request_id)
     data = doc.get("data")
