@@ -128,39 +128,3 @@ async def test_v2_error_entry_that_is_not_an_object_still_fails_the_call() -> No
             with pytest.raises(Exception, match="boom") as caught:
                 await check(client)
     assert getattr(caught.value, "request_id", None) == "odd"
-
-
-@pytest.mark.parametrize(
-    "name", ["istransferrable_page_200.json", "istransferrable_openapi_200.json"]
-)
-def test_compiled_hooks_agree_with_cattrs_generated_ones(name: str) -> None:
-    """The client's specialised structure functions are an optimisation of cattrs' generated
-    ones: on every recorded answer both must build the same objects."""
-    import cattrs
-
-    from capillary_points_async import TransferCheck
-    from capillary_points_async._converter import _FAST, configure_converter
-    from capillary_points_async._protocol import RawResponse, decode_transfer_check
-
-    from ._scripted import sample
-
-    generated = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
-    configure_converter(generated, fast=False)
-
-    def payload() -> dict[str, object]:
-        raw = RawResponse(200, CIMultiDict({"X-Cap-Requestid": "r"}), sample(name))
-        return decode_transfer_check(raw, 0.0)
-
-    assert _FAST.structure(payload(), TransferCheck) == generated.structure(
-        payload(), TransferCheck
-    )
-
-
-def test_null_lists_and_objects_read_as_empty() -> None:
-    from capillary_points_async import Customer
-    from capillary_points_async._converter import _FAST
-
-    customer = _FAST.structure(
-        {"id": 1, "profiles": None, "segments": None, "loyaltyInfo": None}, Customer
-    )
-    assert (customer.profiles, dict(customer.segments), customer.loyalty_info) == ((), {}, None)

@@ -8,6 +8,7 @@ import copy
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import cattrs
 import pytest
 
@@ -18,7 +19,12 @@ from capillary_points_async import (
     TransferCheck,
     ValidationCode,
 )
-from capillary_points_async._converter import structure
+from capillary_points_async._converter import (
+    _compile_hook,
+    _plain_slots,
+    configure_converter,
+    structure,
+)
 
 from ._samples import sample_json
 
@@ -344,3 +350,59 @@ def test_the_global_converter_is_left_alone() -> None:
     # has cattrs' default behaviour (bool("false") is True).
     assert cattrs.structure("false", bool) is True
     assert structure({"success": "false", "code": 1}, ItemStatus, "x").success is False
+
+
+# --------------------------------------------------------------------------- compiled hooks
+
+
+@pytest.mark.parametrize(
+    "name", ["istransferrable_page_200.json", "istransferrable_openapi_200.json"]
+)
+def test_compiled_hooks_agree_with_cattrs_generated_ones(name: str) -> None:
+    """The client's specialised structure functions are an optimisation of cattrs' generated
+    ones: on every recorded answer both must build the same objects."""
+    generated = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+    configure_converter(generated, fast=False)
+    payload = sample_json(name)["data"][0]
+    payload.update(warnings=[], request_id="r")
+    fast = structure(copy.deepcopy(payload), TransferCheck, "x")
+    assert fast == generated.structure(payload, TransferCheck)
+    # Built around __init__, so check that nothing __init__ would set is missing.
+    assert attrs.asdict(fast) == attrs.asdict(generated.structure(payload, TransferCheck))
+
+
+def test_null_lists_and_objects_read_as_empty() -> None:
+    customer = structure(
+        {"id": 1, "profiles": None, "segments": None, "loyaltyInfo": None}, Customer, "x"
+    )
+    assert (customer.profiles, dict(customer.segments), customer.loyalty_info) == ((), {}, None)
+
+
+@attrs.frozen(kw_only=True)
+class _Converted:
+    amount: int = attrs.field(converter=abs)
+
+
+@attrs.frozen(kw_only=True)
+class _Checked:
+    name: str
+    seen: list[str] = attrs.field(factory=list, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.seen.append(self.name)
+
+
+@attrs.define(kw_only=True, slots=False)
+class _WithDict:
+    name: str
+
+
+def test_classes_whose_init_does_more_than_store_are_built_through_it() -> None:
+    """The compiled hooks fill slots directly only where __init__ would do nothing else."""
+    converter = cattrs.Converter()
+    configure_converter(converter)
+    assert _compile_hook(converter, _Converted)({"amount": -3}, None).amount == 3
+    assert _compile_hook(converter, _Checked)({"name": "n"}, None).seen == ["n"]
+    assert _compile_hook(converter, _WithDict)({"name": "n"}, None) == _WithDict(name="n")
+    assert not any(map(_plain_slots, (_Converted, _Checked, _WithDict)))
+    assert all(map(_plain_slots, (TransferCheck, Customer, ItemStatus, ValidationCode)))
