@@ -25,6 +25,7 @@ from capillary_points_async import (
     ValidationCodeRequest,
 )
 
+from ._clock import virtual_time
 from ._scripted import ScriptedServer, sample, v2_error
 
 OK_BODY = sample("istransferrable_page_200.json")
@@ -85,7 +86,7 @@ def client_with(transport: FakeTransport) -> CapillaryClient:
     )
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_every_input_gets_exactly_one_outcome() -> None:
     transport = FakeTransport(delay=1.0)
     async with client_with(transport) as client:
@@ -103,7 +104,7 @@ async def test_every_input_gets_exactly_one_outcome() -> None:
     assert transport.most_in_flight == 16
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_unordered_yields_as_completed_and_ordered_keeps_input_order() -> None:
     async with client_with(FakeTransport(delay=1.0)) as client:
         unordered = [
@@ -121,7 +122,7 @@ async def test_unordered_yields_as_completed_and_ordered_keeps_input_order() -> 
     assert [int(o.request.from_customer.value.split("-")[1]) for o in ordered] == list(range(50))
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_input_is_read_lazily_with_bounded_look_ahead() -> None:
     consumed = 0
 
@@ -144,7 +145,7 @@ async def test_input_is_read_lazily_with_bounded_look_ahead() -> None:
     assert consumed <= 108
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_async_iterable_input_and_wrong_items_become_error_outcomes() -> None:
     async def source() -> AsyncIterator[object]:
         yield next(requests(1))
@@ -161,7 +162,7 @@ async def test_async_iterable_input_and_wrong_items_become_error_outcomes() -> N
     assert outcomes[1].request == "not a request"
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_breaking_out_cancels_in_flight_requests() -> None:
     transport = FakeTransport(delay=100.0)
     async with client_with(transport) as client:
@@ -174,7 +175,7 @@ async def test_breaking_out_cancels_in_flight_requests() -> None:
     assert transport.sent < 100
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_cancelling_the_consumer_cancels_in_flight_requests() -> None:
     transport = FakeTransport(delay=100.0)
     transport.saturate_at = 32
@@ -193,7 +194,7 @@ async def test_cancelling_the_consumer_cancels_in_flight_requests() -> None:
     assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_closing_the_client_stops_an_abandoned_iterator() -> None:
     transport = FakeTransport(delay=100.0)
     client = client_with(transport)

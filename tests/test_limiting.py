@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from capillary_points_async import InProcessRateLimiter, InvalidRequestError, RateLimit, RateLimiter
 
+from ._clock import virtual_time
+
 KEY = "v2/points/isTransferrable"
 
 
@@ -36,14 +38,14 @@ async def grant_times(acquire: object, count: int) -> list[float]:
     return times
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_plain_aiolimiter_admits_twice_the_limit_in_its_first_window() -> None:
     # Why the client does not use AsyncLimiter(limit, per) as is: its bucket starts empty.
     times = await grant_times(AsyncLimiter(10, 1.0).acquire, 40)
     assert max_in_window(times, 1.0) == 20
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_sized_bucket_never_exceeds_the_limit_from_the_first_second() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(10, per=1.0)
@@ -74,17 +76,11 @@ def test_no_window_ever_sees_more_than_the_limit(
     async def scenario() -> list[float]:
         return await grant_times(lambda: limiter.acquire(KEY, rate_limit), 3 * limit + 5)
 
-    import looptime
-
-    loop = looptime.new_event_loop(start=0.0)
-    try:
-        times = loop.run_until_complete(scenario())
-    finally:
-        loop.close()
+    times = virtual_time(scenario)()
     assert max_in_window(times, per) <= limit
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_endpoints_have_separate_buckets() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(5, per=1.0)
@@ -96,7 +92,7 @@ async def test_endpoints_have_separate_buckets() -> None:
     assert loop.time() == t0  # the other endpoint's traffic did not hold this one up
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_cooldown_holds_current_and_later_requests_until_it_ends() -> None:
     limiter = InProcessRateLimiter()
     loop = asyncio.get_running_loop()
@@ -113,7 +109,7 @@ async def test_cooldown_holds_current_and_later_requests_until_it_ends() -> None
     assert released == pytest.approx([5.0, 5.0, 5.0, 6.0])
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_cooldown_then_bucket_paces_the_waiters_instead_of_a_burst() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(10, per=1.0)
@@ -123,7 +119,7 @@ async def test_cooldown_then_bucket_paces_the_waiters_instead_of_a_burst() -> No
     assert max_in_window(times, 1.0) <= 10
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_shorter_cooldown_does_not_cut_a_longer_one() -> None:
     limiter = InProcessRateLimiter()
     loop = asyncio.get_running_loop()
@@ -134,7 +130,7 @@ async def test_shorter_cooldown_does_not_cut_a_longer_one() -> None:
     assert loop.time() - start == pytest.approx(10.0)
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_longer_cooldown_extends_a_running_one() -> None:
     limiter = InProcessRateLimiter()
     loop = asyncio.get_running_loop()
@@ -151,7 +147,7 @@ async def test_longer_cooldown_extends_a_running_one() -> None:
     assert loop.time() - start == pytest.approx(5.0)
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_cooldown_started_while_waiting_for_a_token_is_honoured() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(1, per=10.0)
@@ -165,7 +161,7 @@ async def test_cooldown_started_while_waiting_for_a_token_is_honoured() -> None:
     assert loop.time() - start >= 31.0
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_cancelled_waiter_does_not_disturb_the_others() -> None:
     limiter = InProcessRateLimiter()
     loop = asyncio.get_running_loop()
@@ -181,7 +177,7 @@ async def test_cancelled_waiter_does_not_disturb_the_others() -> None:
     assert loop.time() - start == pytest.approx(3.0)
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_aclose_releases_waiters_and_timers() -> None:
     limiter = InProcessRateLimiter()
     await limiter.cool_down(KEY, 1000.0)
@@ -217,7 +213,7 @@ def test_rate_limit_rejects_impossible_settings(
         RateLimit(*args, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_a_429_settles_the_rate_under_what_the_server_accepted() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(300, per=1.0)
@@ -240,7 +236,7 @@ async def test_a_429_settles_the_rate_under_what_the_server_accepted() -> None:
     assert len(quiet) <= 3 * 0.95 * accepted + limit.burst
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_without_a_count_a_429_cuts_to_70_percent_and_probes_up_after_quiet_windows() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(10, per=1.0)
@@ -256,7 +252,7 @@ async def test_without_a_count_a_429_cuts_to_70_percent_and_probes_up_after_quie
     assert limiter.effective_rate(KEY) == pytest.approx(0.7 * 1.07 * limit.rate, rel=0.011)
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_rate_recovers_fully_after_a_long_quiet_spell() -> None:
     limiter = InProcessRateLimiter()
     limit = RateLimit(10, per=1.0)
@@ -269,7 +265,7 @@ async def test_rate_recovers_fully_after_a_long_quiet_spell() -> None:
     assert limiter.effective_rate(KEY) == pytest.approx(limit.rate)
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_non_adaptive_limiter_keeps_its_rate() -> None:
     limiter = InProcessRateLimiter(adaptive=False)
     limit = RateLimit(10, per=1.0)

@@ -19,6 +19,7 @@ from capillary_points_async.testing import (
 )
 from capillary_points_async.testing._faults import decide
 
+from .._clock import virtual_time
 from .helpers import CHECK_PATH, CODE_PATH, Api, Clock, basic, check_body
 
 
@@ -39,7 +40,7 @@ async def statuses(session: aiohttp.ClientSession, fake: FakeCapillary, count: i
 # -- latency (under looptime: the loop's clock jumps, nobody waits) ----------------------------
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_latency_delays_answers_but_not_the_gateways_429s() -> None:
     loop = asyncio.get_running_loop()
     async with (
@@ -56,7 +57,7 @@ async def test_latency_delays_answers_but_not_the_gateways_429s() -> None:
         assert fake.arrivals() == pytest.approx([fake.started_at, fake.started_at + 30.0], abs=0.5)
 
 
-@pytest.mark.looptime
+@virtual_time
 async def test_a_client_that_gives_up_does_not_hold_the_sandbox_open() -> None:
     loop = asyncio.get_running_loop()
     timeout = aiohttp.ClientTimeout(total=5.0)
