@@ -145,9 +145,10 @@ class Points:
         input order). An error never stops the batch or escapes the iterator: it is the
         outcome's ``error``; an input that is not a :class:`TransferCheckRequest` becomes an
         :class:`InvalidRequestError` outcome. The input is read lazily, so memory stays flat
-        for any number of inputs. Leaving the loop early cancels the calls in flight; use
-        ``contextlib.aclosing(...)`` to have that happen at once rather than when the iterator
-        is collected (closing the client does it too).
+        for any number of inputs; an exception the input raises itself is re-raised after the
+        outcomes of the inputs already started. Leaving the loop early cancels the calls in
+        flight; use ``contextlib.aclosing(...)`` to have that happen at once rather than when
+        the iterator is collected (closing the client does it too).
         """
         return self._many(
             TRANSFER_CHECK_ENDPOINT, TransferCheckRequest, requests, concurrency, ordered

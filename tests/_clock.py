@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import looptime
 
+P = ParamSpec("P")
 T = TypeVar("T")
 
 # looptime keeps the loop's time as a whole number of these ticks.
 _TICKS_PER_SECOND = 1_000_000
 
 
-def virtual_time(test: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], T]:
+def virtual_time(test: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     """Run an async test on a loop whose clock jumps over idle waits (looptime's loop), so a
     1000 s cooldown takes no real time and loop times are exact.
 
@@ -25,18 +27,16 @@ def virtual_time(test: Callable[[], Coroutine[Any, Any, T]]) -> Callable[[], T]:
     The wrapper is synchronous, so pytest-asyncio leaves it alone.
     """
 
-    def run() -> T:
+    @functools.wraps(test)  # keeps the signature, so parametrize and fixtures still work
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
         loop = looptime.new_event_loop(start=0.0, resolution=1 / _TICKS_PER_SECOND)
         _align_timers_to_ticks(loop)
         try:
-            return loop.run_until_complete(test())
+            return loop.run_until_complete(test(*args, **kwargs))
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    run.__name__ = test.__name__
-    run.__qualname__ = test.__qualname__
-    run.__doc__ = test.__doc__
     return run
 
 

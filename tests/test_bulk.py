@@ -19,8 +19,10 @@ from capillary_points_async import (
     CustomerNotFoundError,
     Identifier,
     InvalidRequestError,
+    Outcome,
     RawResponse,
     RetryPolicy,
+    TransferCheck,
     TransferCheckRequest,
     ValidationCodeRequest,
 )
@@ -122,9 +124,10 @@ async def test_unordered_yields_as_completed_and_ordered_keeps_input_order() -> 
     assert [int(o.request.from_customer.value.split("-")[1]) for o in ordered] == list(range(50))
 
 
+@pytest.mark.parametrize(("ordered", "window"), [(False, 2 * 8), (True, 4 * 8)])
 @virtual_time
-async def test_input_is_read_lazily_with_bounded_look_ahead() -> None:
-    consumed = 0
+async def test_input_is_read_lazily_with_bounded_look_ahead(ordered: bool, window: int) -> None:
+    consumed = yielded = most_ahead = 0
 
     def counting() -> Iterator[TransferCheckRequest]:
         nonlocal consumed
@@ -132,17 +135,43 @@ async def test_input_is_read_lazily_with_bounded_look_ahead() -> None:
             consumed += 1
             yield request
 
-    async with client_with(FakeTransport(delay=1.0)) as client:
-        yielded = 0
-        async with contextlib.aclosing(
-            client.points.is_transferrable_many(counting(), concurrency=8)
-        ) as outcomes:
-            async for _ in outcomes:
-                yielded += 1
-                assert consumed <= yielded + 8
-                if yielded == 100:
-                    break
-    assert consumed <= 108
+    async with (
+        client_with(FakeTransport(delay=1.0)) as client,
+        contextlib.aclosing(
+            client.points.is_transferrable_many(counting(), concurrency=8, ordered=ordered)
+        ) as outcomes,
+    ):
+        async for _ in outcomes:
+            yielded += 1
+            most_ahead = max(most_ahead, consumed - yielded)
+            # A consumer slower than the calls: inputs must wait for it, not pile up.
+            await asyncio.sleep(1.0)
+            if yielded == 100:
+                break
+    assert most_ahead < window
+    assert consumed <= 100 + window
+
+
+@virtual_time
+async def test_a_failing_input_is_raised_after_the_outcomes_already_started() -> None:
+    def failing() -> Iterator[TransferCheckRequest]:
+        yield from requests(20)
+        raise ValueError("the input broke")
+
+    transport = FakeTransport(delay=1.0)
+    outcomes: list[Outcome[TransferCheckRequest, TransferCheck]] = []
+    async with client_with(transport) as client:
+
+        async def consume() -> None:
+            async for outcome in client.points.is_transferrable_many(failing(), concurrency=8):
+                outcomes.append(outcome)  # noqa: PERF401 - a comprehension loses them on error
+
+        with pytest.raises(ValueError, match="the input broke"):
+            await consume()
+        assert transport.in_flight == 0
+    assert len(outcomes) == transport.sent == 20
+    assert all(o.ok for o in outcomes)
+    assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
 
 @virtual_time
