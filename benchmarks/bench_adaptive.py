@@ -7,6 +7,7 @@ bucket's rate (AIMD); the baseline, in the same run, is ``InProcessRateLimiter(a
 (the shared cooldown only).
 
 Reported per run: 429s seen by the sandbox and by the client, when the last 429 came, the
+time to converge (from when on the bucket's rate stayed within 10% of 100/s), the
 accepted (HTTP 200) rate over the last 5 s of input against the server's 100/s, the bucket's
 effective rate (``client.stats.effective_rates``, sampled every 100 ms), and that every input
 got exactly one outcome. Picture: ``benchmarks/results/adaptive.png``.
@@ -46,6 +47,8 @@ SERVER_LIMIT = 100  # per second, the sandbox's sliding window
 CLIENT_LIMIT = RateLimit(300, per=1.0)
 SAMPLE_EVERY = 0.1
 TAIL = 5.0  # seconds at the end of the input over which the settled rate is measured
+BAND = 0.10  # converged: the bucket's rate stays within this share of the server's limit
+CONVERGE_TARGET = 5.0  # seconds
 ADAPTIVE = "adaptive (default InProcessRateLimiter)"
 BASELINE = "InProcessRateLimiter(adaptive=False)"
 
@@ -93,6 +96,18 @@ class Run:
         first, last = self.at_or_before(self.duration - TAIL), self.at_or_before(self.duration)
         span = last.at - first.at
         return (last.accepted - first.accepted) / span, last.throttled - first.throttled
+
+    @property
+    def converged(self) -> float | None:
+        """From when on the bucket's rate stayed within ``BAND`` of the server's limit, None
+        if it never settled there."""
+        moment = None
+        for sample in self.samples:
+            if abs(sample.effective - SERVER_LIMIT) <= BAND * SERVER_LIMIT:
+                moment = sample.at if moment is None else moment
+            else:
+                moment = None
+        return moment
 
     @property
     def effective_at_end(self) -> float:
@@ -149,7 +164,7 @@ def report(runs: Sequence[Run]) -> str:
     rows = []
     for run in runs:
         rate, tail_429 = run.tail()
-        last = run.last_429
+        last, converged = run.last_429, run.converged
         rows.append(
             (
                 run.label,
@@ -159,6 +174,7 @@ def report(runs: Sequence[Run]) -> str:
                 ", ".join(f"{name} {count}" for name, count in run.errors.items()) or "0",
                 f"{run.server_429} / {run.client_429}",
                 "never" if last is None else f"{last:.1f} s",
+                "never" if converged is None else f"{converged:.1f} s",
                 tail_429,
                 f"{rate:.1f}/s",
                 f"{rate / SERVER_LIMIT:.1%}",
@@ -174,6 +190,7 @@ def report(runs: Sequence[Run]) -> str:
         "failed",
         "429s server/client",
         "last 429",
+        f"rate within {BAND:.0%} from",
         f"429s last {TAIL:g} s",
         f"accepted last {TAIL:g} s",
         "of 100/s",
@@ -213,6 +230,12 @@ def checks_of(runs: Sequence[Run]) -> list[Check]:
             f"adaptive: fewer 429s than the baseline ({adaptive.server_429} < "
             f"{baseline.server_429})",
             adaptive.server_429 < baseline.server_429,
+        ),
+        Check(
+            f"adaptive: bucket rate within {BAND:.0%} of {SERVER_LIMIT}/s from "
+            + ("never" if adaptive.converged is None else f"{adaptive.converged:.1f} s")
+            + f" on (<= {CONVERGE_TARGET:g} s)",
+            adaptive.converged is not None and adaptive.converged <= CONVERGE_TARGET,
         ),
         Check(
             f"adaptive: accepted rate in the last {TAIL:g} s >= 90% of {SERVER_LIMIT}/s "
@@ -321,6 +344,7 @@ async def main(quick: bool) -> int:
                 "server_429": run.server_429,
                 "client_429": run.client_429,
                 "last_429_s": run.last_429,
+                "converged_s": run.converged,
                 "tail_accepted_per_s": run.tail()[0],
                 "tail_429": run.tail()[1],
                 "retries": run.retries,
