@@ -153,6 +153,21 @@ async def test_input_is_read_lazily_with_bounded_look_ahead(ordered: bool, windo
 
 
 @virtual_time
+async def test_concurrency_one_starts_nothing_before_the_consumer_has_the_outcome() -> None:
+    # A caller that stops at the first fatal error (the CLI on a 401) sends nothing more.
+    transport = FakeTransport(delay=1.0)
+    async with (
+        client_with(transport) as client,
+        contextlib.aclosing(
+            client.points.is_transferrable_many(requests(10), concurrency=1)
+        ) as outcomes,
+    ):
+        async for _ in outcomes:
+            break
+    assert transport.sent == 1
+
+
+@virtual_time
 async def test_a_failing_input_is_raised_after_the_outcomes_already_started() -> None:
     def failing() -> Iterator[TransferCheckRequest]:
         yield from requests(20)
