@@ -45,7 +45,7 @@ async def fan_out(
     reorder_limit = 4 * concurrency
     ready: deque[R] = deque()  # results the consumer may take now
     early: dict[int, R] = {}  # ordered: results waiting for an earlier input's
-    space: deque[asyncio.Future[None]] = deque()  # workers waiting for the window to move
+    space: deque[asyncio.Future[None]] = deque()  # workers waiting until they may start one
     consumer: asyncio.Future[None] | None = None
     started = yielded = due = 0
     live = concurrency
