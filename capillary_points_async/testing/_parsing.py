@@ -7,7 +7,6 @@ error envelope. Lookups that need the sandbox's state (customers, programs) are 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import NoReturn
 
@@ -17,9 +16,12 @@ import orjson
 from ._state import IDENTIFIER_KINDS, identifier_kind_of_v2_type
 
 __all__ = [
+    "INT32_MAX",
+    "INT32_MIN",
     "Rejected",
     "TransferCheckBody",
     "ValidationCodeQuery",
+    "int32",
     "parse_transfer_check",
     "parse_validation_code",
     "reject",
@@ -38,6 +40,38 @@ def reject(status: int, code: int, message: str) -> NoReturn:
     raise Rejected(status, code, message)
 
 
+# Points and program ids are int32 in Capillary's OpenAPI definitions.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+_INT32_DIGITS = len(str(INT32_MAX))
+
+
+def int32(value: object) -> int | None:
+    """The int32 a query-string or JSON value stands for, or None if it stands for none.
+
+    Takes a JSON integer, a float without a fraction (``973.0``, as encoders that keep every
+    number a double send it), and text of ASCII digits with an optional leading minus. Refuses
+    what ``int()`` or ``str.isdigit()`` would let through besides (``"+5"``, ``" 5"``,
+    ``"1_000"``, Arabic-Indic or superscript digits), booleans, and anything outside int32,
+    which the API refuses and which the sandbox could not even echo (orjson writes 64-bit
+    integers at most).
+    """
+    if isinstance(value, str):
+        digits = value[1:] if value[:1] == "-" else value
+        # Counting digits first keeps int() away from huge strings (it refuses > 4300 digits).
+        if len(digits) > _INT32_DIGITS or not (digits.isascii() and digits.isdigit()):
+            return None
+        number = int(value)
+    elif isinstance(value, float):
+        if not value.is_integer():  # also False for inf and nan
+            return None
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        return None
+    return number if INT32_MIN <= number <= INT32_MAX else None
+
+
 @attrs.frozen
 class ValidationCodeQuery:
     kind: str
@@ -47,7 +81,7 @@ class ValidationCodeQuery:
 
 @attrs.frozen
 class TransferCheckBody:
-    points: float
+    points: int
     program_id: int | None  # None: the org's default program
     group: bool
     issue_otp: bool
@@ -60,11 +94,10 @@ def parse_validation_code(query: Mapping[str, str]) -> ValidationCodeQuery:
     if query.get("format", "json").lower() != "json":
         reject(400, 400, "the sandbox answers format=json only")
     points = query.get("points")
-    try:
-        # Any sign: the docs' own curl sends points=-100 and gets it echoed back.
-        number = None if points is None else int(points)
-    except ValueError:
-        reject(400, 400, f"points must be a whole number, got {points!r}")
+    # Any sign: the docs' own curl sends points=-100 and gets it echoed back.
+    number = None if points is None else int32(points)
+    if points is not None and number is None:
+        reject(400, 400, f"points must be a whole number (int32), got {points!r}")
     for kind in IDENTIFIER_KINDS:
         value = query.get(kind, "").strip()
         if value:
@@ -82,12 +115,9 @@ def parse_transfer_check(content_type: str, payload: bytes) -> TransferCheckBody
         reject(400, 400, "the body is not valid JSON")
     if not isinstance(body, dict):
         reject(400, 400, "the body must be a JSON object")
-    program = body.get("programId")
     return TransferCheckBody(
         points=_points(body.get("pointsTobeTransferred")),
-        program_id=None
-        if program is None
-        else _whole_number(program, 885, "Invalid program id passed"),
+        program_id=_program_id(body.get("programId")),
         group=_flag(body.get("groupProgramTransfer"), "groupProgramTransfer"),
         issue_otp=_flag(body.get("issueOtp"), "issueOtp"),
         source=_identifier(body.get("fromCustomerIdentifier")),
@@ -95,26 +125,25 @@ def parse_transfer_check(content_type: str, payload: bytes) -> TransferCheckBody
     )
 
 
-def _points(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        reject(400, 422, "Invalid points")
-    if value != int(value):
+def _points(value: object) -> int:
+    # A JSON number only: "1" is refused, unlike programId's digits in a string.
+    number = None if isinstance(value, str) else int32(value)
+    if number is not None and number > 0:
+        return number
+    if isinstance(value, float) and 0 < value < INT32_MAX:  # a fraction: int32() said None
         reject(400, 807, "Points should be whole numbers only")
-    return float(value)
+    reject(400, 422, "Invalid points")
 
 
-def _whole_number(value: object, code: int, message: str) -> int:
-    # A JSON number, or the digits in a string as Java backends accept them.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    reject(400, code, message)
+def _program_id(value: object) -> int | None:
+    # Absent means the org's default program. The digits in a string count too, as Java
+    # backends accept them. Whether such a program exists is the server's question (also 885).
+    if value is None:
+        return None
+    number = int32(value)
+    if number is None:
+        reject(400, 885, "Invalid program id passed")
+    return number
 
 
 def _flag(value: object, name: str) -> bool:
