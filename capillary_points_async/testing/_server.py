@@ -58,6 +58,10 @@ class _Endpoint:
     v2: bool
     handle: Callable[[web.Request], Awaitable[JSON]]
 
+    @property
+    def method(self) -> str:
+        return "POST" if self.v2 else "GET"
+
     def error(self, code: int, message: str, *, gateway: bool = False) -> JSON:
         return v2_errors(code, message, gateway=gateway) if self.v2 else v11_error(code, message)
 
@@ -170,8 +174,9 @@ class FakeCapillary:
             raise RuntimeError("FakeCapillary is already started")
         app = web.Application()
         for path, endpoint in self._endpoints.items():
-            method = "POST" if endpoint.v2 else "GET"
-            app.router.add_route(method, path, self._handler(endpoint))
+            app.router.add_route(endpoint.method, path, self._handler(endpoint))
+            # Tried after the declared method's route: any other method on a known path.
+            app.router.add_route("*", path, self._method_not_allowed(endpoint))
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         # handler_cancellation: a client that gives up on a slow answer cancels its handler,
         # so close() never waits for latency that nobody is waiting for.
@@ -332,6 +337,17 @@ class FakeCapillary:
         )
         response.headers["X-Cap-Requestid"] = request_id
         return response
+
+    def _method_not_allowed(
+        self, endpoint: _Endpoint
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        # Like 404, the router's answer: it reaches neither the gateway's quota nor the stats.
+        async def handle(request: web.Request) -> web.StreamResponse:
+            message = f"Method not allowed: {request.method} {request.path}"
+            body = endpoint.error(405, message, gateway=True)
+            return self._respond(None, 405, orjson.dumps(body), headers={"Allow": endpoint.method})
+
+        return handle
 
     async def _not_found(self, request: web.Request) -> web.StreamResponse:
         body = v2_errors(404, f"No such resource: {request.method} {request.path}", gateway=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import pytest
 
-from .helpers import Api, check_body
+from capillary_points_async.testing import FakeCapillary
+
+from .helpers import CHECK_PATH, CODE_PATH, Api, check_body
 
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
@@ -110,3 +113,40 @@ async def test_points_outside_int32_are_422(api: Api, points: Any) -> None:
     assert status == 400
     assert v2_error_code(body) == 422
 
+
+# -- 5: a known path with an undeclared method is 405 -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", CODE_PATH, "GET"),
+        ("POST", CODE_PATH, "GET"),
+        ("PUT", CODE_PATH, "GET"),
+        ("GET", CHECK_PATH, "POST"),
+        ("PATCH", CHECK_PATH, "POST"),
+        ("GET", "/v2/points/isTransferable", "POST"),
+    ],
+)
+async def test_an_undeclared_method_is_405_with_allow(
+    session: aiohttp.ClientSession, fake: FakeCapillary, method: str, path: str, allow: str
+) -> None:
+    async with session.request(method, fake.url + path) as response:
+        assert response.status == 405
+        assert response.headers["Allow"] == allow
+        assert response.headers["X-Cap-Requestid"]
+        body = await response.json()
+    code = v11_error_code(body) if path == CODE_PATH else v2_error_code(body)
+    assert code == 405
+    # The router answers before the gateway: nothing counts against an endpoint's quota.
+    assert fake.arrivals() == []
+
+
+async def test_unknown_paths_stay_404_whatever_the_method(
+    session: aiohttp.ClientSession, fake: FakeCapillary
+) -> None:
+    for method in ("GET", "POST", "DELETE"):
+        async with session.request(method, fake.url + "/v2/points/transfer") as response:
+            assert response.status == 404
+            assert "Allow" not in response.headers
+            assert v2_error_code(await response.json()) == 404
