@@ -410,9 +410,11 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         description="Read checks from CSV (header from,to,points[,program_id]; from/to as "
         "TYPE:VALUE) or JSON Lines (objects with the same keys) and write one JSON line per "
         'input row: {"line", "input", "ok", "result", "error"}. "line" is the row\'s line in '
-        "the input (the CSV header is line 1). A malformed row becomes an error line. Exits 0 "
-        "when the run happened, whatever its error lines; 1 when nothing could run (no input, "
-        "no answer from the API, or wrong credentials: the run stops at the first 401).",
+        "the input (the CSV header is line 1). A malformed row (or one that is not UTF-8) "
+        "becomes an error line; blank lines get none, the summary counts them. Exits 0 "
+        "when the run happened, whatever its error lines; 1 when nothing could run (no answer "
+        "from the API, or wrong credentials: the run stops at the first 401); 2 for bad usage, "
+        "an INPUT that cannot be read included.",
         allow_abbrev=False,
     )
     sub.add_argument("input", metavar="INPUT", help="a .csv or .jsonl file, or - for stdin")
@@ -572,6 +574,7 @@ class Batch:
     def __init__(self, name: str, total: int | None, rate: Rate | None) -> None:
         self.name, self.total, self.rate = name, total, rate
         self.done = self.ok = self.sent = self.attempts = self.answered = 0
+        self.blank = 0  # blank input lines: nothing to check, no output line
         self.errors: Counter[str] = Counter()
         self.verdicts: Counter[str] = Counter()
         self.latency = Latencies()
@@ -627,6 +630,8 @@ class Batch:
         rows += [(f"  {what}", f"{n:,}") for what, n in sorted(self.verdicts.items(), reverse=True)]
         rows.append(("errors", f"{sum(self.errors.values()):,}"))
         rows += [(f"  {kind}", f"{n:,}") for kind, n in self.errors.most_common()]
+        if self.blank:
+            rows.append(("blank lines skipped", f"{self.blank:,}"))
         return [
             *rows,
             ("attempts (retries)", f"{self.attempts:,} ({self.attempts - self.sent:,})"),
@@ -877,7 +882,8 @@ def summary(display: Display, title: str, batches: Sequence[Batch]) -> None:
 
 
 class Row:
-    """One input row: its line, what it said, and a request or the reason it is malformed."""
+    """One input row: its physical line number, what it said, and a request or the reason it
+    is malformed; neither for a blank line, which is counted but gets no output line."""
 
     __slots__ = ("error", "input", "line", "request")
 
@@ -889,6 +895,10 @@ class Row:
         error: InvalidRequestError | None = None,
     ) -> None:
         self.line, self.input, self.request, self.error = line, data, request, error
+
+    @property
+    def blank(self) -> bool:
+        return self.request is None and self.error is None
 
 
 def row_from(line: int, data: Mapping[str, Any]) -> Row:
@@ -934,14 +944,42 @@ def _number_field(data: Mapping[str, Any], key: str, *, required: bool = True) -
     raise InvalidRequestError(f"{key!r} must be a whole number, got {value!r}")
 
 
+# What ``surrogateescape`` turns a byte that is not UTF-8 into (see open_input).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(texts: Iterable[str]) -> InvalidRequestError | None:
+    for text in texts:
+        match = _UNDECODABLE.search(text)
+        if match:
+            byte = ord(match[0]) - 0xDC00
+            return InvalidRequestError(
+                f"not valid UTF-8 (byte 0x{byte:02X}); the input must be UTF-8"
+            )
+    return None
+
+
+def _shown(text: str) -> str:
+    """``text`` with each byte that was not UTF-8 as ``\\xNN``: JSON cannot carry it as is."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _blank_record(fields: Sequence[str]) -> bool:
+    return not fields or (len(fields) == 1 and not fields[0].strip())
+
+
 def csv_rows(lines: Iterable[str], prog: str = PROG) -> Iterator[Row]:
     """Rows of a CSV whose header names from, to, points and optionally program_id (other
     columns are ignored). The header is read at once, so a bad one fails before anything runs;
     the records are read as they are needed."""
     reader = csv.reader(lines)
-    header = next((fields for fields in reader if fields), None)
-    if header is None:
-        return iter(())
+    blank_before: list[int] = []
+    for header in reader:
+        if not _blank_record(header):
+            break
+        blank_before.append(reader.line_num)
+    else:
+        return iter([Row(line, None) for line in blank_before])
     names = [name.strip().lower() for name in header]
     missing = [name for name in ("from", "to", "points") if name not in names]
     if missing or len(set(names)) != len(names):
@@ -952,28 +990,40 @@ def csv_rows(lines: Iterable[str], prog: str = PROG) -> Iterator[Row]:
         )
 
     def records() -> Iterator[Row]:
+        yield from (Row(line, None) for line in blank_before)
         for fields in reader:
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue  # a blank line is no record
+            if _blank_record(fields):
+                yield Row(reader.line_num, None)
+                continue
+            error = _not_utf8(fields)
+            if error is not None:
+                fields = [_shown(field) for field in fields]
             # A record with too few or too many fields is an error; show what it had.
             data: dict[str, Any] = dict(zip(names, fields, strict=False))
-            if len(fields) != len(names):
-                if len(fields) > len(names):
-                    data["_extra"] = fields[len(names) :]
+            if len(fields) > len(names):
+                data["_extra"] = fields[len(names) :]
+            if error is None and len(fields) != len(names):
                 error = InvalidRequestError(
                     f"expected {len(names)} fields ({','.join(names)}), got {len(fields)}"
                 )
-                yield Row(reader.line_num, data, error=error)
-            else:
-                yield row_from(reader.line_num, data)
+            yield (
+                row_from(reader.line_num, data)
+                if error is None
+                else Row(reader.line_num, data, error=error)
+            )
 
     return records()
 
 
 def jsonl_rows(lines: Iterable[str]) -> Iterator[Row]:
-    """Rows of JSON Lines; blank lines are skipped, anything else is a row."""
+    """Rows of JSON Lines: one per line, blank ones included."""
     for number, text in enumerate(lines, 1):
         if not text.strip():
+            yield Row(number, None)
+            continue
+        error = _not_utf8([text])
+        if error is not None:
+            yield Row(number, _shown(text.rstrip("\r\n")), error=error)
             continue
         try:
             data = orjson.loads(text)
@@ -1016,20 +1066,25 @@ def count_rows(path: str) -> int | None:
 
 
 @contextlib.contextmanager
-def open_input(path: str) -> Iterator[TextIO]:
-    """The input as text: UTF-8 with or without a BOM; undecodable bytes become U+FFFD (and
-    then a row error at worst, never a crash)."""
+def open_input(path: str, prog: str = PROG) -> Iterator[TextIO]:
+    """The input as text: UTF-8 with or without a BOM. A byte that is not UTF-8 is kept as a
+    lone surrogate (``surrogateescape``), so that the readers can make its row an error line
+    rather than send a guess. An input that cannot be opened is bad usage."""
     if path == "-":
         stream = io.TextIOWrapper(
-            sys.stdin.buffer, encoding="utf-8-sig", errors="replace", newline=""
+            sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline=""
         )
         try:
             yield stream
         finally:
             stream.detach()  # leave sys.stdin open
-    else:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as stream:
-            yield stream
+        return
+    try:
+        stream = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot read INPUT: {exc}", prog) from None
+    with stream:
+        yield stream
 
 
 @contextlib.contextmanager
@@ -1066,6 +1121,9 @@ class BulkRun:
 
     def _inputs(self) -> Iterator[TransferCheckRequest | Row]:
         for row in self._rows:
+            if row.blank:
+                self._batch.blank += 1
+                continue
             item: TransferCheckRequest | Row = row.request if row.request is not None else row
             self._pending[id(item)] = row
             yield item
@@ -1101,7 +1159,7 @@ class BulkRun:
 
 async def _bulk_transferrable(args: argparse.Namespace) -> int:
     client = _client(args, rate=args.rate)  # usage errors before any file is touched
-    with open_input(args.input) as stream, open_output(args.output) as write:
+    with open_input(args.input, args.prog) as stream, open_output(args.output) as write:
         fmt, lines = (args.format, iter(stream)) if args.format else _format_of(args.input, stream)
         rows = csv_rows(lines, args.prog) if fmt == "csv" else jsonl_rows(lines)
         total = None if args.input == "-" else count_rows(args.input)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,11 +218,80 @@ def test_exit_1_when_no_request_got_an_answer(cli: Cli, tmp_path: Path) -> None:
     assert "no request got an answer from the API" in result.err
 
 
-def test_missing_input_exits_1(cli: Cli, connect: list[str], tmp_path: Path) -> None:
+def test_missing_input_is_bad_usage(cli: Cli, connect: list[str], tmp_path: Path) -> None:
     result = cli("bulk-transferrable", str(tmp_path / "nope.csv"), *connect)
 
-    assert result.status == 1
+    assert (result.status, result.out) == (2, "")
+    assert len(result.err.splitlines()) == 1, result.err
+    assert "bulk-transferrable: error: cannot read INPUT" in result.err
     assert "No such file or directory" in result.err
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        pytest.param(
+            "checks.csv",
+            b"from,to,points\r\n"
+            b"mobile:9777785206,mobile:9777785207,1\r\n"
+            b"mobile:97777\xe95206,mobile:9777785207,1\r\n"  # Latin-1, not UTF-8
+            b"mobile:9777785206,mobile:9777785207,2\r\n",
+            {2: True, 3: False, 4: True},
+            id="csv",
+        ),
+        pytest.param(
+            "checks.jsonl",
+            b'{"from": "mobile:9777785206", "to": "mobile:9777785207", "points": 1}\n'
+            b'{"from": "mobile:97777\xe95206", "to": "mobile:9777785207", "points": 1}\n',
+            {1: True, 2: False},
+            id="jsonl",
+        ),
+    ],
+)
+def test_a_row_that_is_not_utf8_is_an_error_line_and_never_sent(
+    cli: Cli,
+    connect: list[str],
+    sandbox: FakeCapillary,
+    tmp_path: Path,
+    name: str,
+    content: bytes,
+    expected: dict[int, bool],
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+
+    result = cli("bulk-transferrable", str(path), *connect, *FAST)
+
+    assert result.status == 0, result.err
+    lines = lines_of(result.out)
+    assert {line["line"]: line["ok"] for line in lines} == expected
+    bad = next(line for line in lines if not line["ok"])
+    assert bad["error"]["type"] == "InvalidRequestError"
+    assert bad["error"]["message"] == "not valid UTF-8 (byte 0xE9); the input must be UTF-8"
+    shown = bad["input"]["from"] if name.endswith(".csv") else bad["input"]
+    assert "mobile:97777\\xe95206" in shown  # the byte, shown as \xe9
+    assert len(sandbox.arrivals()) == sum(expected.values())  # the bad row was never sent
+
+
+def test_blank_lines_are_skipped_and_counted(cli: Cli, connect: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "checks.csv"
+    path.write_text(
+        "\nfrom,to,points\n\nmobile:9777785206,mobile:9777785207,1\n   \n\n"
+        "mobile:9777785207,mobile:9777785206,1\n\n"
+    )
+    jsonl = tmp_path / "checks.jsonl"
+    jsonl.write_text('\n{"from": "mobile:9777785206", "to": "mobile:9777785207", "points": 1}\n\n')
+
+    from_csv = cli("bulk-transferrable", str(path), *connect, *FAST)
+    from_jsonl = cli("bulk-transferrable", str(jsonl), *connect, *FAST)
+
+    assert from_csv.status == from_jsonl.status == 0
+    # "line" stays the physical line number; a blank line gets no output line...
+    assert [line["line"] for line in lines_of(from_csv.out)] == [4, 7]
+    assert [line["line"] for line in lines_of(from_jsonl.out)] == [2]
+    # ...but the summary says how many there were
+    assert re.search(r"blank lines skipped\W+5\b", from_csv.err), from_csv.err
+    assert re.search(r"blank lines skipped\W+2\b", from_jsonl.err), from_jsonl.err
 
 
 def test_a_header_without_the_columns_exits_2(cli: Cli, connect: list[str], tmp_path: Path) -> None:
@@ -266,6 +336,7 @@ def test_readers_are_lazy() -> None:
     assert consumed == 3
     consumed = 0
     rows = jsonl_rows(source("", '{"from": "mobile:1", "to": "mobile:2", "points": 3}\n'))
+    assert next(rows).blank
     assert next(rows).request is not None
     assert consumed == 1
 
