@@ -234,25 +234,32 @@ def _flag(value: object) -> bool | None:
 _RATE_RESET_HEADERS: Final = ("RateLimit-Reset", "X-RateLimit-Reset")
 
 
+# RFC 9110 delay-seconds are ASCII digits; a fraction is tolerated since some gateways send one.
+# float() alone would also take "-5", "1_000", "inf" and non-ASCII digits.
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date.
 
     ``now`` is the wall-clock time (``time.time()``) the date is measured against. Returns
-    None when absent or unparseable; a date in the past gives 0.
+    None when absent or invalid (a negative number, a date no calendar has), so that the
+    caller's own backoff applies; a date in the past gives 0.
     """
     if value is None:
         return None
     value = value.strip()
-    try:
+    if _DELAY_SECONDS.fullmatch(value):
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            if when.tzinfo is None:  # RFC 9110 dates are GMT
+                return None
+            seconds = when.timestamp() - now
+        # parsedate_to_datetime raises OverflowError for years or days no datetime holds
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:  # RFC 9110 dates are GMT
-            return None
-        seconds = when.timestamp() - now
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
@@ -327,6 +334,7 @@ def _load(raw: RawResponse, what: str, request_id: str | None) -> Any:
             f"starting {excerpt!r})",
             status=raw.status,
             request_id=request_id,
+            retryable=True,
         ) from None
 
 

@@ -67,16 +67,29 @@ class TransportError(CapillaryError):
 
 
 class ResponseDecodeError(CapillaryError):
-    """A 2xx response whose body is not JSON or not the documented envelope or shape."""
+    """A 2xx response whose body is not JSON, not the documented envelope or shape, or larger
+    than the client's ``max_response_bytes``.
+
+    ``retryable`` is True when the body is not JSON at all: a proxy or a reset that cut the
+    body short looks exactly like that, so an endpoint that may be re-sent treats it as a
+    transport fault. A well-formed answer of the wrong shape or size would come back the same
+    and is not retried.
+    """
 
     retryable = False
 
     def __init__(
-        self, message: str, *, status: int | None = None, request_id: str | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.request_id = request_id
+        self.retryable = retryable
 
     def __str__(self) -> str:
         text = super().__str__()

@@ -133,7 +133,8 @@ async def test_base_url_with_path_prefix_and_trailing_slash(server: ScriptedServ
         (v2_error(401, "Unauthorized", status=401), AuthenticationError, 401),
         (v2_error(9999, "Something new"), APIError, 9999),
         (
-            Reply(status=200, body="<html>oops</html>", headers={"X-Cap-Requestid": "html"}),
+            # JSON of the wrong shape would come back the same: not retried.
+            Reply(status=200, body='{"data": []}', headers={"X-Cap-Requestid": "shape"}),
             ResponseDecodeError,
             None,
         ),
@@ -167,6 +168,8 @@ async def test_error_families_are_not_retried(
         Reply(status=500, body='{"errors": []}'),
         v2_error(521, "Multiple actions are running for the same customer", status=200),
         Reply(reset=True),
+        # a complete HTTP answer whose JSON a proxy cut short: a transport fault in disguise
+        Reply(status=200, body='{"data": [{"transferrable": tr'),
     ],
 )
 async def test_transient_failures_are_retried_until_success(

@@ -158,11 +158,12 @@ async def test_bulk_under_faults_accounts_for_every_input(fake_capillary: FakeCa
 
 
 @pytest.mark.fake_capillary(customers=40, faults=Faults(truncate_rate=1.0, for_requests=5))
-async def test_truncated_answers_are_decode_errors_and_still_outcomes(
+async def test_truncated_answers_are_retried_and_end_as_decode_errors_past_the_attempts(
     fake_capillary: FakeCapillary,
 ) -> None:
+    retry = RetryPolicy(max_attempts=3, wait_initial=0.001, wait_max=0.001)
     async with CapillaryClient(
-        fake_capillary.url, BasicAuth("sandbox", "sandbox"), rate_limit=None
+        fake_capillary.url, BasicAuth("sandbox", "sandbox"), rate_limit=None, retry=retry
     ) as client:
         outcomes = [
             o
@@ -171,8 +172,13 @@ async def test_truncated_answers_are_decode_errors_and_still_outcomes(
             )
         ]
     assert len(outcomes) == 40
-    assert [type(o.error) for o in outcomes[:5]] == [ResponseDecodeError] * 5
-    assert all(o.ok for o in outcomes[5:])
+    # Five truncated answers in a row: the first input spends its 3 attempts on them and ends
+    # in the typed error; the second meets the last two and succeeds on its third attempt.
+    first, second = outcomes[:2]
+    assert (type(first.error), first.attempts) == (ResponseDecodeError, 3)
+    assert (second.ok, second.attempts) == (True, 3)
+    assert all(o.ok and o.attempts == 1 for o in outcomes[2:])
+    assert client.stats.retries == 4
 
 
 @pytest.mark.fake_capillary(customers=60, rate_limits=(20, 1.0))

@@ -874,7 +874,8 @@ def test_http_200_that_is_not_json_is_a_decode_error(decode: Any, body: bytes | 
     assert "rid-html" in str(error)
     assert "not JSON" in str(error)
     assert not isinstance(error, APIError)
-    assert error.retryable is False
+    # A body cut short by a proxy or a reset looks exactly like this: retry it like a reset.
+    assert error.retryable is True
 
 
 @pytest.mark.parametrize(
@@ -1033,6 +1034,15 @@ def test_error_class_table(status: int, code: int | None, cls: type[APIError]) -
         ("nan", None),
         ("inf", None),
         ("Wed, 99 Foo 2015 07:28:00 GMT", None),
+        # invalid delay-seconds are absent, so that the caller's backoff applies
+        ("-5", None),
+        ("+5", None),
+        ("1_000", None),
+        ("\u0663", None),  # an Arabic-Indic digit: float() reads it, RFC 9110 does not
+        ("1e3", None),
+        # dates no datetime holds (email.utils raised OverflowError for these)
+        ("Mon, 00 Jan 2147483648 00:00:00 GMT", None),
+        ("Mon, 34 Jan 20958008843 29:27:23 -0000", None),
     ],
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
