@@ -126,6 +126,16 @@ class CapillaryClient:
         limiter: where requests wait for their turn (default: in this process). The client
             closes it on exit.
         transport: replaces the aiohttp transport altogether (tests, other runtimes).
+        max_response_bytes: the most one response body may occupy (default 4 MiB, hundreds of
+            times the largest documented answer); a larger or endless body stops being read
+            there and fails the call with :class:`ResponseDecodeError`.
+
+    Attributes:
+        points: the endpoints, :class:`~capillary_points_async.points.Points`:
+            ``issue_validation_code``, ``is_transferrable`` and their ``*_many`` twins.
+        stats: :class:`ClientStats`, running counters of requests, retries, 429s, errors and
+            time spent waiting for the limiter.
+        base_url: the base URL requests go to.
     """
 
     def __init__(
@@ -141,6 +151,7 @@ class CapillaryClient:
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         transport: Transport | None = None,
+        max_response_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         url = base_url.value if isinstance(base_url, Region) else base_url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -169,6 +180,14 @@ class CapillaryClient:
             raise InvalidRequestError(
                 f"max_connections must be a whole number >= 1, got {max_connections!r}"
             )
+        if (
+            isinstance(max_response_bytes, bool)
+            or not isinstance(max_response_bytes, int)
+            or max_response_bytes < 1
+        ):
+            raise InvalidRequestError(
+                f"max_response_bytes must be a whole number >= 1, got {max_response_bytes!r}"
+            )
         limits: dict[str, RateLimit | None] = dict.fromkeys(ENDPOINT_KEYS, rate_limit)
         for key, limit in (endpoint_rate_limits or {}).items():
             if limit is not None and not isinstance(limit, RateLimit):
@@ -190,6 +209,7 @@ class CapillaryClient:
         self._cooling_until: dict[str, float] = {}
         self._timeout = float(timeout)
         self._max_connections = max_connections
+        self._max_response_bytes = max_response_bytes
         self._session = session
         self._limiter: RateLimiter = limiter or InProcessRateLimiter()
         self._transport = transport
@@ -224,6 +244,7 @@ class CapillaryClient:
                 timeout=self._timeout,
                 max_connections=self._max_connections,
                 session=self._session,
+                max_response_bytes=self._max_response_bytes,
             )
         self._opened = True
         return self
@@ -282,10 +303,28 @@ class CapillaryClient:
         attempt = 0
         while True:
             attempt += 1
+            waited_from = loop.time()
+            cooling = self._cooling_until.get(key, 0.0) - waited_from
+            if cooling > 0:
+                # A call never waits out a cooldown longer than the longest server wait it
+                # honours or than what is left of its max_time: it fails now, telling when.
+                elapsed = waited_from - started if attempt > 1 else 0.0
+                allowed = min(policy.max_retry_after, policy.max_time - elapsed)
+                if cooling > allowed:
+                    stats.errors += 1
+                    raise RateLimitedError(
+                        f"{key} is paused after a 429 for another {cooling:.1f} s, longer than "
+                        f"this call may wait ({max(allowed, 0.0):.1f} s); nothing was sent",
+                        status=429,
+                        retry_after=cooling,
+                    )
+            try:
+                await limiter.acquire(key, limit)
+            except CapillaryError:
+                stats.errors += 1  # nothing was sent for this attempt: it does not count
+                raise
             if trace is not None:
                 trace.attempts = attempt
-            waited_from = loop.time()
-            await limiter.acquire(key, limit)
             now = loop.time()
             stats.limiter_wait += now - waited_from
             cooling_until = self._cooling_until.get(key, 0.0)

@@ -49,14 +49,18 @@ class RetryPolicy:
     """When and how long to retry.
 
     Retried: transport errors and timeouts, HTTP 429 and v1.1 code 517, HTTP 5xx and v2 code
-    521. Never: other 4xx, 401, and errors inside an envelope that name the request's fault.
+    521, and a 2xx body that is not JSON at all (cut short on the way). Never: other 4xx, 401,
+    errors inside an envelope that name the request's fault, and answers of the wrong shape.
 
     Args:
         max_attempts: attempts in all, the first included (1 disables retrying).
         max_time: total seconds one call may take, waits included; a retry that could not
             start within it is not made, and the last error is raised at once.
         max_retry_after: the longest ``Retry-After`` honoured. A server asking for more fails
-            the call at once instead of parking it (a reset header can say "an hour").
+            the call at once instead of parking it (a reset header can say "an hour"); the
+            endpoint's shared cooldown then lasts this long. A call that meets a cooldown
+            with more left than this, or than what remains of its ``max_time``, fails at once
+            with :class:`RateLimitedError` whose ``retry_after`` says how long is left.
         wait_initial: the first backoff wait before jitter, in seconds; it doubles per retry.
         wait_max: the cap of one backoff wait before jitter.
         jitter: maps a wait to the one used; the default draws uniformly from ``[0, wait]``

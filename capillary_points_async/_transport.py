@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 from yarl import URL
 
-from ._protocol import ENDPOINT_KEYS, ApiRequest, RawResponse
-from .errors import TransportError
+from ._protocol import ENDPOINT_KEYS, REQUEST_ID_HEADER, ApiRequest, RawResponse
+from .errors import ResponseDecodeError, TransportError
 
 __all__ = ["AiohttpTransport", "Transport"]
 
@@ -40,11 +40,22 @@ class AiohttpTransport:
         max_connections: the connection pool's bound, so a large fan-out queues in the pool
             instead of opening thousands of sockets.
         session: a caller-owned session to use instead of creating one; it is not closed here.
+        max_response_bytes: the most one response body may occupy, decompressed; past it the
+            body is not read further and :class:`ResponseDecodeError` is raised, so an endless
+            or huge answer (a broken proxy, a wrong host) costs bounded memory.
 
     Must be created inside the running event loop, as aiohttp sessions are.
     """
 
-    __slots__ = ("_headers", "_json_headers", "_owns_session", "_session", "_timeout", "_urls")
+    __slots__ = (
+        "_headers",
+        "_json_headers",
+        "_max_bytes",
+        "_owns_session",
+        "_session",
+        "_timeout",
+        "_urls",
+    )
 
     def __init__(
         self,
@@ -54,6 +65,7 @@ class AiohttpTransport:
         timeout: float,
         max_connections: int,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = 4 * 1024 * 1024,
     ) -> None:
         root = base_url.rstrip("/")
         # URLs are parsed once per endpoint, not once per request.
@@ -61,6 +73,7 @@ class AiohttpTransport:
         self._headers = dict(headers)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_bytes = max_response_bytes
         self._owns_session = session is None
         self._session = session or aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections),
@@ -79,8 +92,7 @@ class AiohttpTransport:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
-                return RawResponse(response.status, response.headers, body)
+                return RawResponse(response.status, response.headers, await self._read(response))
         except asyncio.TimeoutError:
             raise TransportError(
                 f"{request.method} {request.path} timed out after {self._timeout.total:g}s",
@@ -95,6 +107,32 @@ class AiohttpTransport:
                 path=request.path,
             ) from exc
 
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The whole body, read chunk by chunk so that reading stops at ``max_response_bytes``
+        (a Content-Length over it is refused unread; a gzip body is counted decompressed).
+        Leaving a body unread makes aiohttp close the connection rather than reuse it."""
+        limit = self._max_bytes
+        length = response.content_length
+        if length is not None and length > limit:
+            raise _too_large(response, limit, f"Content-Length {length}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(response, limit, f"{size} bytes read")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     async def aclose(self) -> None:
         if self._owns_session:
             await self._session.close()
+
+
+def _too_large(response: aiohttp.ClientResponse, limit: int, seen: str) -> ResponseDecodeError:
+    return ResponseDecodeError(
+        f"{response.method} {response.url.path} answer (HTTP {response.status}, {seen}) is "
+        f"larger than max_response_bytes={limit}; the rest was not read",
+        status=response.status,
+        request_id=response.headers.get(REQUEST_ID_HEADER),
+    )

@@ -145,8 +145,11 @@ def _optional_points(value: object) -> int | None:
 def _program_id(value: object) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRequestError(f"program_id must be a positive integer or None, got {value!r}")
+    # isTransferrable types programId as int32: a larger id is no program of the org.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _INT32_MAX:
+        raise InvalidRequestError(
+            f"program_id must be a whole number from 1 to {_INT32_MAX} or None, got {value!r}"
+        )
     return value
 
 

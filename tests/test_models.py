@@ -216,7 +216,14 @@ def test_flag_defaults_and_values() -> None:
     )
 
 
-@pytest.mark.parametrize("program_id", [0, -1, -973, True, False, "973", 973.0, math.nan])
+def test_program_id_may_reach_int32_max() -> None:
+    assert transfer(program_id=2**31 - 1).program_id == 2**31 - 1
+
+
+# isTransferrable's definition types programId as int32: 2**31 was sent before it was refused.
+@pytest.mark.parametrize(
+    "program_id", [0, -1, -973, True, False, "973", 973.0, math.nan, 2**31, 2**63]
+)
 def test_bad_program_ids_are_rejected(program_id: Any) -> None:
     with pytest.raises(InvalidRequestError, match="program_id"):
         transfer(program_id=program_id)
