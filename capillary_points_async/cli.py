@@ -11,7 +11,10 @@ Connection settings come from flags or the environment (``CAPILLARY_BASE_URL`` o
 its digest are never printed, not even inside a usage error.
 
 Exit status: 0 done; 1 the API or the network failed (for a bulk run: nothing could run);
-2 bad usage, including arguments the library rejects before sending; 130 interrupted.
+2 bad usage, including arguments the library rejects before sending; 128 + the signal's number
+when SIGINT (130) or SIGTERM (143) stopped the command, after it cleaned up (a bulk run writes
+the lines of the rows that finished and its summary first). The sandbox ends on either signal
+with 0.
 All errors reach :func:`main`, the one place that turns them into messages and exit statuses;
 a bulk run writes them as JSON lines through :func:`error_fields` instead.
 
@@ -78,7 +81,7 @@ if TYPE_CHECKING:
 __all__ = ["build_parser", "error_fields", "main"]
 
 PROG = "capillary-points"
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 INSTALL_HINT = "pip install 'capillary-points-async[cli]'"
 
 ENV_BASE_URL = "CAPILLARY_BASE_URL"
@@ -414,7 +417,8 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         "becomes an error line; blank lines get none, the summary counts them. Exits 0 "
         "when the run happened, whatever its error lines; 1 when nothing could run (no answer "
         "from the API, or wrong credentials: the run stops at the first 401); 2 for bad usage, "
-        "an INPUT that cannot be read included.",
+        "an INPUT that cannot be read included; 130 or 143 when SIGINT or SIGTERM stopped it "
+        "(the lines of the rows that finished are written, and the summary).",
         allow_abbrev=False,
     )
     sub.add_argument("input", metavar="INPUT", help="a .csv or .jsonl file, or - for stdin")
@@ -1212,25 +1216,6 @@ def _sandbox_banner(fake: FakeCapillary, args: argparse.Namespace) -> str:
     )
 
 
-def _stop_on_signals(stop: asyncio.Event) -> Callable[[], None]:
-    """Make SIGINT and SIGTERM set ``stop``; returns the undo. Where the loop cannot take
-    signal handlers (Windows), Ctrl-C interrupts as usual."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
-            continue
-        installed.append(signum)
-
-    def undo() -> None:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
-
-    return undo
-
-
 async def _sandbox(args: argparse.Namespace) -> int:
     from .testing import FakeCapillary
 
@@ -1246,18 +1231,18 @@ async def _sandbox(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise UsageError(str(exc), args.prog) from None
-    stop = asyncio.Event()
-    undo = _stop_on_signals(stop)
-    try:
-        async with fake:
-            print(_sandbox_banner(fake, args), flush=True)
-            await stop.wait()
-            served = ", ".join(
-                f"{n:,} x HTTP {s}" for s, n in sorted(fake.stats.by_status().items())
-            )
-            print(f"sandbox stopped; answered {served or 'nothing'}", flush=True)
-    finally:
-        undo()
+    async with fake:
+        print(_sandbox_banner(fake, args), flush=True)
+        try:
+            await asyncio.get_running_loop().create_future()  # serve until cancelled
+        except asyncio.CancelledError:
+            # SIGINT or SIGTERM (see main): for a server the normal end, so it exits 0. The
+            # cancellation is handled: Python 3.11+ counts them, and timeouts read the count.
+            task = asyncio.current_task()
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+        served = ", ".join(f"{n:,} x HTTP {s}" for s, n in sorted(fake.stats.by_status().items()))
+        print(f"sandbox stopped; answered {served or 'nothing'}", flush=True)
     return EXIT_OK
 
 
@@ -1366,6 +1351,46 @@ async def _demo(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- main
 
 
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the command, after it had cleaned up (a bulk run has written
+    the lines of the rows that finished and printed its summary)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+async def _until_signalled(command: Coroutine[Any, Any, int]) -> int:
+    """Run ``command``; SIGINT or SIGTERM cancels it, so its ``finally`` blocks run as on any
+    other exit, and then raises :class:`Interrupted`. A command that ends normally although
+    it was cancelled (the sandbox) returns its status. Where the loop cannot take signal
+    handlers (Windows), Ctrl-C raises KeyboardInterrupt as usual and SIGTERM is not caught."""
+    task = asyncio.ensure_future(command)
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def stop(signum: int) -> None:
+        received.append(signum)
+        task.cancel()
+
+    installed: list[signal.Signals] = []
+    for caught in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(caught, stop, caught)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Unix
+            continue
+        installed.append(caught)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        raise Interrupted(received[0]) from None
+    finally:
+        for caught in installed:
+            loop.remove_signal_handler(caught)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -1376,7 +1401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as exc:  # --help, --version
             return exc.code if isinstance(exc.code, int) else EXIT_USAGE
         command = cast("Callable[[argparse.Namespace], Coroutine[Any, Any, int]]", args.run)
-        return asyncio.run(command(args))
+        return asyncio.run(_until_signalled(command(args)))
     except UsageError as exc:
         _complain(redact(f"{exc.prog}: error: {exc}"))
         return EXIT_USAGE
@@ -1391,9 +1416,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _complain(redact(f"{PROG}: error: {exc}"))
         return EXIT_FAILURE
+    except Interrupted as exc:
+        _complain(f"{PROG}: interrupted by {exc}")
+        return 128 + exc.signum
     except KeyboardInterrupt:
         _complain(f"{PROG}: interrupted")
-        return EXIT_INTERRUPTED
+        return 128 + signal.SIGINT
 
 
 def _complain(text: str) -> None:

@@ -8,8 +8,11 @@ real loopback sockets, as it would to Capillary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -113,6 +116,23 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 def connect(sandbox: FakeCapillary) -> list[str]:
     """The connection flags for the sandbox."""
     return ["--base-url", sandbox.url, "--username", USERNAME, "--password", PASSWORD]
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    process: subprocess.Popen[Any],
+    what: str,
+    timeout: float = 30.0,
+) -> None:
+    """Poll ``condition`` until it holds, waiting on ``process`` between polls so that a
+    process that exits meanwhile is reported at once; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {timeout:g} s")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.02)
+            pytest.fail(f"{what}: the process exited first, with status {process.returncode}")
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -12,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from .conftest import Result, free_port
+from .conftest import Result, free_port, wait_until
 
 Cli = Callable[..., Result]
 
@@ -23,18 +22,6 @@ def answers(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def wait_for_port(port: int, process: subprocess.Popen[str], tries: int = 200) -> None:
-    """Connect until the port answers: a bounded number of tries, each waiting on the
-    process for a moment, so that a sandbox that died is reported at once."""
-    for _ in range(tries):
-        if answers(port):
-            return
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=0.05)
-            pytest.fail(f"the sandbox exited with {process.returncode}")
-    pytest.fail(f"the sandbox did not listen on port {port}")
 
 
 @pytest.fixture
@@ -49,7 +36,7 @@ def sandbox_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
-        wait_for_port(port, process)
+        wait_until(lambda: answers(port), process, f"the sandbox listens on port {port}")
         yield process, port
     finally:
         if process.poll() is None:

@@ -1,0 +1,67 @@
+"""SIGINT and SIGTERM stop a bulk run cleanly: a real ``capillary-points`` process against the
+sandbox, and a real signal. The lines of the rows that finished are written whole, the summary
+is printed, and the exit status is 128 + the signal's number (130, 143)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from capillary_points_async.testing import FakeCapillary
+
+from .conftest import wait_until
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The lines written so far, without a last one still being written."""
+    if not path.exists():
+        return []
+    return path.read_text().splitlines(keepends=True)[:-1] if path.stat().st_size else []
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
+)
+def test_a_signal_stops_a_bulk_run_after_writing_what_finished(
+    sandbox: FakeCapillary, connect: list[str], tmp_path: Path, signum: int, status: int
+) -> None:
+    checks = tmp_path / "checks.csv"
+    rows = (f"mobile:918{i % 40:09d},mobile:918{(i + 1) % 40:09d},1" for i in range(1000))
+    checks.write_text("from,to,points\n" + "\n".join(rows) + "\n")
+    output, stderr = tmp_path / "results.jsonl", tmp_path / "stderr.txt"
+    command = [
+        sys.executable, "-m", "capillary_points_async.cli", "bulk-transferrable", str(checks),
+        "--output", str(output), "--rate", "50/1s", *connect,
+    ]  # fmt: skip
+    with stderr.open("w") as err:
+        # 1,000 rows at 50/s would take 20 s: the signal comes long before the end.
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_until(lambda: len(complete_lines(output)) >= 3, process, "3 result lines written")
+        process.send_signal(signum)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    err_text = stderr.read_text()
+    assert process.returncode == status, err_text
+    lines = output.read_text().splitlines(keepends=True)
+    assert all(line.endswith("\n") for line in lines)  # no torn last line
+    numbers = [json.loads(line)["line"] for line in lines]
+    assert 3 <= len(numbers) < 1000
+    assert numbers == list(range(2, 2 + len(numbers)))  # in input order, none missing
+    # the summary was printed, and counts exactly the rows that have a line
+    done = re.search(r"^\W*rows\W+([\d,]+)", err_text, re.MULTILINE)
+    assert done is not None, err_text
+    assert int(done[1].replace(",", "")) == len(numbers)
+    assert err_text.rstrip().endswith(
+        f"capillary-points: interrupted by {signal.Signals(signum).name}"
+    )
