@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 import weakref
 from collections.abc import AsyncGenerator, Mapping
@@ -30,6 +29,7 @@ from ._protocol import (
 )
 from ._retry import NO_RETRY, RetryBudget, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Transport
+from ._validate import number, whole_number
 from .errors import CapillaryError, InvalidRequestError, RateLimitedError
 from .points import CallTrace, Points
 
@@ -164,30 +164,9 @@ class CapillaryClient:
             raise InvalidRequestError(f"rate_limit must be a RateLimit or None, got {rate_limit!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidRequestError(f"retry must be a RetryPolicy or None, got {retry!r}")
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or not (math.isfinite(timeout) and timeout > 0)
-        ):
-            raise InvalidRequestError(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
-            )
-        if (
-            isinstance(max_connections, bool)
-            or not isinstance(max_connections, int)
-            or max_connections < 1
-        ):
-            raise InvalidRequestError(
-                f"max_connections must be a whole number >= 1, got {max_connections!r}"
-            )
-        if (
-            isinstance(max_response_bytes, bool)
-            or not isinstance(max_response_bytes, int)
-            or max_response_bytes < 1
-        ):
-            raise InvalidRequestError(
-                f"max_response_bytes must be a whole number >= 1, got {max_response_bytes!r}"
-            )
+        number(timeout, "timeout", unit="of seconds")
+        whole_number(max_connections, "max_connections")
+        whole_number(max_response_bytes, "max_response_bytes")
         limits: dict[str, RateLimit | None] = dict.fromkeys(ENDPOINT_KEYS, rate_limit)
         for key, limit in (endpoint_rate_limits or {}).items():
             if limit is not None and not isinstance(limit, RateLimit):

@@ -15,13 +15,13 @@ Both live behind the :class:`RateLimiter` protocol, so that a backend shared bet
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
 from typing import Protocol, runtime_checkable
 
 import attrs
 from aiolimiter import AsyncLimiter
 
+from ._validate import is_number, number, whole_number
 from .errors import InvalidRequestError
 
 __all__ = ["InProcessRateLimiter", "RateLimit", "RateLimiter"]
@@ -62,23 +62,10 @@ class RateLimit:
     safety_margin: float = attrs.field(default=0.02, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
-            raise InvalidRequestError(
-                f"RateLimit.limit must be a whole number >= 1, got {self.limit!r}"
-            )
-        if not _positive_finite(self.per):
-            raise InvalidRequestError(
-                f"RateLimit.per must be a positive number of seconds, got {self.per!r}"
-            )
-        if (
-            isinstance(self.burst, bool)
-            or not isinstance(self.burst, int)
-            or not 1 <= self.burst <= self.limit
-        ):
-            raise InvalidRequestError(
-                f"RateLimit.burst must be a whole number from 1 to {self.limit}, got {self.burst!r}"
-            )
-        if not (isinstance(self.safety_margin, (int, float)) and 0 <= self.safety_margin < 1):
+        whole_number(self.limit, "RateLimit.limit")
+        number(self.per, "RateLimit.per", unit="of seconds")
+        whole_number(self.burst, "RateLimit.burst", maximum=self.limit)
+        if not (is_number(self.safety_margin) and 0 <= self.safety_margin < 1):
             raise InvalidRequestError(
                 f"RateLimit.safety_margin must be in [0, 1), got {self.safety_margin!r}"
             )
@@ -97,18 +84,9 @@ class RateLimit:
 
 
 def _default_burst(limit: object, per: object) -> int:
-    if not (isinstance(limit, int) and _positive_finite(per)):
+    if not (isinstance(limit, int) and is_number(per) and per > 0):  # type: ignore[operator]
         return 1  # the validators report what is wrong
     return 2 if limit >= 2 and limit * limit / per > 1000 else 1  # type: ignore[operator]
-
-
-def _positive_finite(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
 
 
 @runtime_checkable

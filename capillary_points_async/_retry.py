@@ -8,35 +8,19 @@ The loop that uses them lives in the client, which owns the clock and the sleep;
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 import backoff
 
+from ._validate import number, number_field, whole_number_field
 from .errors import APIError, CapillaryError, InvalidRequestError
 
 __all__ = ["RetryBudget", "RetryPolicy", "retry_delay"]
 
 
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not value > 0
-        or not math.isfinite(value)
-    ):
-        raise InvalidRequestError(
-            f"RetryPolicy.{attribute.name} must be a positive number, got {value!r}"
-        )
-
-
-def _attempts(_: object, __: object, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequestError(
-            f"RetryPolicy.max_attempts must be a whole number >= 1, got {value!r}"
-        )
+_seconds = number_field("RetryPolicy", unit="of seconds")
 
 
 def _callable(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -73,33 +57,23 @@ class RetryPolicy:
         budget_min_retries: retries always allowed per window, so a quiet client can retry.
     """
 
-    max_attempts: int = attrs.field(default=4, validator=_attempts)
-    max_time: float = attrs.field(default=60.0, validator=_positive)
-    max_retry_after: float = attrs.field(default=120.0, validator=_positive)
-    wait_initial: float = attrs.field(default=0.5, validator=_positive)
-    wait_max: float = attrs.field(default=30.0, validator=_positive)
+    max_attempts: int = attrs.field(default=4, validator=whole_number_field("RetryPolicy"))
+    max_time: float = attrs.field(default=60.0, validator=_seconds)
+    max_retry_after: float = attrs.field(default=120.0, validator=_seconds)
+    wait_initial: float = attrs.field(default=0.5, validator=_seconds)
+    wait_max: float = attrs.field(default=30.0, validator=_seconds)
     jitter: Callable[[float], float] = attrs.field(
         default=backoff.full_jitter, repr=False, validator=_callable
     )
     budget_ratio: float | None = attrs.field(default=0.2)
-    budget_window: float = attrs.field(default=10.0, validator=_positive)
-    budget_min_retries: int = attrs.field(default=10)
+    budget_window: float = attrs.field(default=10.0, validator=_seconds)
+    budget_min_retries: int = attrs.field(
+        default=10, validator=whole_number_field("RetryPolicy", minimum=0)
+    )
 
     def __attrs_post_init__(self) -> None:
-        ratio = self.budget_ratio
-        if ratio is not None and (
-            isinstance(ratio, bool)
-            or not isinstance(ratio, (int, float))
-            or not (math.isfinite(ratio) and ratio >= 0)
-        ):
-            raise InvalidRequestError(
-                f"RetryPolicy.budget_ratio must be >= 0 or None, got {ratio!r}"
-            )
-        minimum = self.budget_min_retries
-        if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
-            raise InvalidRequestError(
-                f"RetryPolicy.budget_min_retries must be a whole number >= 0, got {minimum!r}"
-            )
+        if self.budget_ratio is not None:
+            number(self.budget_ratio, "RetryPolicy.budget_ratio (or None)", zero=True)
 
     def backoff_wait(self, attempt: int) -> float:
         """The un-jittered wait after failed attempt number ``attempt`` (1-based)."""

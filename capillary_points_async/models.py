@@ -12,13 +12,13 @@ optional ones are ``None`` (or empty), timestamps are timezone-aware :class:`~da
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
+from ._validate import whole_number
 from .errors import CapillaryError, InvalidRequestError
 
 __all__ = [
@@ -127,15 +127,9 @@ class Identifier:
 
 def _points(value: object) -> int:
     """Validate a points amount: a positive whole number that fits Capillary's int32."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidRequestError(f"points must be a positive whole number, got {value!r}")
-    if isinstance(value, float):
-        if not math.isfinite(value) or not value.is_integer():
-            raise InvalidRequestError(f"points must be a positive whole number, got {value!r}")
+    if isinstance(value, float) and value.is_integer():  # 10.0 is ten points; 10.5 is not
         value = int(value)
-    if not 0 < value <= _INT32_MAX:
-        raise InvalidRequestError(f"points must be between 1 and {_INT32_MAX}, got {value!r}")
-    return value
+    return whole_number(value, "points", maximum=_INT32_MAX)
 
 
 def _optional_points(value: object) -> int | None:
@@ -146,11 +140,7 @@ def _program_id(value: object) -> int | None:
     if value is None:
         return None
     # isTransferrable types programId as int32: a larger id is no program of the org.
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _INT32_MAX:
-        raise InvalidRequestError(
-            f"program_id must be a whole number from 1 to {_INT32_MAX} or None, got {value!r}"
-        )
-    return value
+    return whole_number(value, "program_id (or None)", maximum=_INT32_MAX)
 
 
 def _check_identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

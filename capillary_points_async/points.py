@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ._bulk import fan_out
 from ._protocol import TRANSFER_CHECK_ENDPOINT, VALIDATION_CODE_ENDPOINT, Endpoint
+from ._validate import whole_number
 from .errors import CapillaryError, InvalidRequestError
 from .models import (
     Identifier,
@@ -44,12 +45,6 @@ class CallTrace:
 
     def __init__(self) -> None:
         self.attempts = 0
-
-
-def _check_concurrency(concurrency: object) -> int:
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidRequestError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
-    return concurrency
 
 
 class Points:
@@ -162,7 +157,7 @@ class Points:
         concurrency: int,
         ordered: bool,
     ) -> AsyncGenerator[Outcome[Q, T], None]:
-        concurrency = _check_concurrency(concurrency)
+        concurrency = whole_number(concurrency, "concurrency")
         if not isinstance(requests, (Iterable, AsyncIterable)) or isinstance(
             requests, (str, bytes)
         ):
