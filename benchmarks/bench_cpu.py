@@ -150,7 +150,10 @@ def structuring_costs(repeat: int) -> dict[str, float]:
 
     from capillary_points_async import RawResponse
     from capillary_points_async import _converter as conv
-    from capillary_points_async._protocol import decode_transfer_check
+    from capillary_points_async._endpoints import IS_TRANSFERRABLE
+
+    def decode_transfer_check(raw: RawResponse, now: float) -> dict[str, Any]:
+        return IS_TRANSFERRABLE.decode(raw, now).fields()
 
     raw_bytes = SAMPLE.read_bytes()
     raw = RawResponse(200, CIMultiDict({"X-Cap-Requestid": "r"}), raw_bytes)

@@ -19,9 +19,19 @@ from typing import Any, TypeVar
 Q = TypeVar("Q")
 R = TypeVar("R")
 
-__all__ = ["fan_out"]
+__all__ = ["CallTrace", "fan_out"]
 
 _END: Any = object()
+
+
+class CallTrace:
+    """Filled in by the client's call loop so that a bulk outcome can say how many attempts
+    it took, whether it ended in a value or an error."""
+
+    __slots__ = ("attempts",)
+
+    def __init__(self) -> None:
+        self.attempts = 0
 
 
 async def fan_out(

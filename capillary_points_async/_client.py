@@ -17,21 +17,16 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from ._bulk import CallTrace
 from ._converter import structure
+from ._endpoints import ENDPOINTS, Endpoint, canonical_key
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
-from ._protocol import (
-    ENDPOINT_KEYS,
-    BasicAuth,
-    Endpoint,
-    Region,
-    canonical_key,
-    quota_exhausted_for,
-)
+from ._protocol import ApiRequest, BasicAuth, Region, quota_exhausted_for
 from ._retry import NO_RETRY, RetryBudget, RetryPolicy, retry_delay
 from ._transport import AiohttpTransport, Transport
 from ._validate import number, whole_number
 from .errors import CapillaryError, InvalidRequestError, RateLimitedError
-from .points import CallTrace, Points
+from .points import Points
 
 __all__ = ["CapillaryClient", "ClientStats"]
 
@@ -91,7 +86,7 @@ class ClientStats:
         rate_of = getattr(self._limiter, "effective_rate", None)
         if rate_of is None:
             return {}
-        rates = {key: rate_of(key) for key in ENDPOINT_KEYS}
+        rates = {endpoint.key: rate_of(endpoint.key) for endpoint in ENDPOINTS}
         return {key: rate for key, rate in rates.items() if rate is not None}
 
     def __repr__(self) -> str:
@@ -167,7 +162,7 @@ class CapillaryClient:
         number(timeout, "timeout", unit="of seconds")
         whole_number(max_connections, "max_connections")
         whole_number(max_response_bytes, "max_response_bytes")
-        limits: dict[str, RateLimit | None] = dict.fromkeys(ENDPOINT_KEYS, rate_limit)
+        limits: dict[str, RateLimit | None] = {e.key: rate_limit for e in ENDPOINTS}
         for key, limit in (endpoint_rate_limits or {}).items():
             if limit is not None and not isinstance(limit, RateLimit):
                 raise InvalidRequestError(
@@ -263,104 +258,130 @@ class CapillaryClient:
         await self._limiter.cool_down(key, seconds)
 
     async def _call(self, endpoint: Endpoint[Q, T], query: Q, trace: CallTrace | None = None) -> T:
-        """Send ``query`` through limiter, transport and decoder, retrying per the policy."""
+        """Send ``query`` through limiter, transport and decoder, retrying per the policy and
+        the endpoint's declaration."""
         transport = self._transport
         if transport is None or self._closed:
             raise RuntimeError(
                 "CapillaryClient is not open: use 'async with CapillaryClient(...) as client'"
             )
-        request = endpoint.build(query)
-        key = request.key
-        limit = self._limits[key]
-        limiter = self._limiter
-        policy = self._retry
-        budget = self._budget
-        stats = self.stats
-        loop = asyncio.get_running_loop()
-        debug = logger.isEnabledFor(logging.DEBUG)
-        started = 0.0
+        request = endpoint.request(query)
+        started = 0.0  # when the first attempt was sent: budgets count from there
         attempt = 0
         while True:
             attempt += 1
-            waited_from = loop.time()
-            cooling = self._cooling_until.get(key, 0.0) - waited_from
-            if cooling > 0:
-                # A call never waits out a cooldown longer than the longest server wait it
-                # honours or than what is left of its max_time: it fails now, telling when.
-                elapsed = waited_from - started if attempt > 1 else 0.0
-                allowed = min(policy.max_retry_after, policy.max_time - elapsed)
-                if cooling > allowed:
-                    stats.errors += 1
-                    raise RateLimitedError(
-                        f"{key} is paused after a 429 for another {cooling:.1f} s, longer than "
-                        f"this call may wait ({max(allowed, 0.0):.1f} s); nothing was sent",
-                        status=429,
-                        retry_after=cooling,
-                    )
-            try:
-                await limiter.acquire(key, limit)
-            except CapillaryError:
-                stats.errors += 1  # nothing was sent for this attempt: it does not count
-                raise
+            now = await self._turn(endpoint.key, attempt, started)
             if trace is not None:
                 trace.attempts = attempt
-            now = loop.time()
-            stats.limiter_wait += now - waited_from
-            cooling_until = self._cooling_until.get(key, 0.0)
-            if cooling_until > waited_from:
-                stats.cooldown_wait += min(now, cooling_until) - waited_from
-            stats.requests += 1
             if attempt == 1:
                 # The retry budget counts from the first send, not from the wait for a token:
                 # a bulk run may queue for minutes and that is not a failure.
                 started = now
-                if budget is not None:
-                    budget.record_call(now)
+                if self._budget is not None:
+                    self._budget.record_call(now)
             try:
-                raw = await transport.send(request)
-                wall = time.time()
-                if raw.status != 429:
-                    exhausted = quota_exhausted_for(raw.headers, wall)
-                    if exhausted:
-                        await self._pause(key, exhausted, loop.time())
-                payload = endpoint.decode(raw, wall)
-                result = structure(payload, endpoint.model, key)
+                return await self._attempt(endpoint, request, transport, attempt)
             except CapillaryError as exc:
-                now = loop.time()
-                delay = retry_delay(policy, attempt, exc, now - started)
-                rate_limited = isinstance(exc, RateLimitedError)
-                if isinstance(exc, RateLimitedError):
-                    stats.rate_limited += 1
-                    wait = exc.retry_after
-                    await self._pause(
-                        key, policy.backoff_wait(attempt) if wait is None else wait, now
-                    )
-                if delay is not None and budget is not None and not budget.try_retry(now):
-                    stats.budget_exhausted += 1
-                    delay = None
-                if debug:
-                    logger.debug(
-                        "%s %s attempt %d failed: %s; %s",
-                        request.method,
-                        key,
-                        attempt,
-                        exc,
-                        "giving up" if delay is None else f"retrying in {delay:.3f}s",
-                    )
+                delay = await self._retry_after_failure(endpoint, request, exc, attempt, started)
                 if delay is None:
-                    stats.errors += 1
+                    self.stats.errors += 1
                     raise
-                stats.retries += 1
-                if not rate_limited:  # a rate-limited retry waits at the endpoint's gate
+                self.stats.retries += 1
+                if delay:
                     await asyncio.sleep(delay)
-                continue
-            if debug:
-                logger.debug(
-                    "%s %s -> HTTP %d (attempt %d, request id %s)",
-                    request.method,
-                    key,
-                    raw.status,
-                    attempt,
-                    payload.get("request_id"),
+
+    async def _turn(self, key: str, attempt: int, started: float) -> float:
+        """Wait for the endpoint's cooldown and a token; return the loop time of the send.
+
+        A call never waits out a cooldown longer than the longest server wait it honours or
+        than what is left of its ``max_time``: it fails at once, saying how long is left.
+        """
+        stats = self.stats
+        loop = asyncio.get_running_loop()
+        waited_from = loop.time()
+        cooling = self._cooling_until.get(key, 0.0) - waited_from
+        if cooling > 0:
+            policy = self._retry
+            elapsed = waited_from - started if attempt > 1 else 0.0
+            allowed = min(policy.max_retry_after, policy.max_time - elapsed)
+            if cooling > allowed:
+                stats.errors += 1
+                raise RateLimitedError(
+                    f"{key} is paused after a 429 for another {cooling:.1f} s, longer than "
+                    f"this call may wait ({max(allowed, 0.0):.1f} s); nothing was sent",
+                    status=429,
+                    retry_after=cooling,
                 )
-            return result
+        try:
+            await self._limiter.acquire(key, self._limits[key])
+        except CapillaryError:
+            stats.errors += 1  # nothing was sent for this attempt: it does not count
+            raise
+        now = loop.time()
+        stats.limiter_wait += now - waited_from
+        if self._cooling_until.get(key, 0.0) > waited_from:
+            stats.cooldown_wait += min(now, self._cooling_until[key]) - waited_from
+        stats.requests += 1
+        return now
+
+    async def _attempt(
+        self, endpoint: Endpoint[Q, T], request: ApiRequest, transport: Transport, attempt: int
+    ) -> T:
+        """Send once; the decoded, structured result or the typed error."""
+        raw = await transport.send(request)
+        wall = time.time()
+        if raw.status != 429:
+            exhausted = quota_exhausted_for(raw.headers, wall)
+            if exhausted:
+                await self._pause(endpoint.key, exhausted, asyncio.get_running_loop().time())
+        decoded = endpoint.decode(raw, wall)
+        result = structure(decoded.fields(), endpoint.model, endpoint.key)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> HTTP %d (attempt %d, request id %s)",
+                request.method,
+                endpoint.key,
+                raw.status,
+                attempt,
+                decoded.request_id,
+            )
+        return result
+
+    async def _retry_after_failure(
+        self,
+        endpoint: Endpoint[Q, T],
+        request: ApiRequest,
+        error: CapillaryError,
+        attempt: int,
+        started: float,
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or None to raise ``error``.
+
+        A 429 pauses the whole endpoint (the retry then waits at its gate, so 0 is returned);
+        the policy and the endpoint's declaration decide whether to retry at all, and the
+        retry budget whether it may.
+        """
+        stats = self.stats
+        now = asyncio.get_running_loop().time()
+        policy = self._retry
+        delay = retry_delay(policy, attempt, error, now - started, idempotent=endpoint.idempotent)
+        rate_limited = isinstance(error, RateLimitedError)
+        if rate_limited:
+            stats.rate_limited += 1
+            wait = error.retry_after  # type: ignore[attr-defined]
+            await self._pause(
+                endpoint.key, policy.backoff_wait(attempt) if wait is None else wait, now
+            )
+        if delay is not None and self._budget is not None and not self._budget.try_retry(now):
+            stats.budget_exhausted += 1
+            delay = None
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s attempt %d failed: %s; %s",
+                request.method,
+                endpoint.key,
+                attempt,
+                error,
+                "giving up" if delay is None else f"retrying in {delay:.3f}s",
+            )
+        return 0.0 if delay is not None and rate_limited else delay

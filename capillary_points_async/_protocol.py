@@ -1,12 +1,11 @@
-"""The wire protocol without I/O: authentication, request building, envelope decoding,
-error mapping and Retry-After parsing.
+"""The wire protocol without I/O: authentication, the two envelopes (v1.1 and v2) and their
+decoders, error mapping and Retry-After parsing.
 
 Everything here is a pure function of its arguments, so tests feed it bytes and headers and
-no server is needed (gidgethub's ``sansio`` habit). References are to Capillary's docs:
-
-* validation code: ``GET v1.1/points/validationcode`` (Issue Validation Code page);
-* transferability: ``POST v2/points/isTransferrable`` (Check points transferability page);
-* envelopes, codes, hosts and auth: ``API-NOTES.md`` of the project's design notes.
+no server is needed (gidgethub's ``sansio`` habit). What differs per endpoint (path, method,
+request body, item path, model, codes) is declared in ``_endpoints``; nothing here names an
+endpoint. References are to Capillary's docs: envelopes, codes, hosts and auth are in
+``API-NOTES.md`` of the project's design notes.
 """
 
 from __future__ import annotations
@@ -17,20 +16,13 @@ import enum
 import hashlib
 import math
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any, Final, NamedTuple
 
 import attrs
 import orjson
 
 from . import errors
-from .models import TransferCheck, TransferCheckRequest, ValidationCode, ValidationCodeRequest
-
-VALIDATION_CODE: Final = "v1.1/points/validationcode"
-IS_TRANSFERRABLE: Final = "v2/points/isTransferrable"
-ENDPOINT_KEYS: Final = (VALIDATION_CODE, IS_TRANSFERRABLE)
-# Capillary's own OpenAPI definition spells the path with one r; accept it as a key.
-_KEY_ALIASES: Final = {"v2/points/isTransferable": IS_TRANSFERRABLE}
 
 REQUEST_ID_HEADER: Final = "X-Cap-Requestid"
 
@@ -127,53 +119,14 @@ class RawResponse:
     body: bytes
 
 
-def canonical_key(key: str) -> str:
-    """Map a user-supplied endpoint key to the client's, or raise InvalidRequestError."""
-    key = _KEY_ALIASES.get(key, key)
-    if key not in ENDPOINT_KEYS:
-        raise errors.InvalidRequestError(
-            f"unknown endpoint key {key!r}; expected one of {', '.join(ENDPOINT_KEYS)}"
-        )
-    return key
-
-
-# --------------------------------------------------------------------------- requests
-
-
-def build_validation_code(request: ValidationCodeRequest) -> ApiRequest:
-    """``GET v1.1/points/validationcode?<identifier>=<value>&points=N&format=json``."""
-    ident = request.identifier
-    params: tuple[tuple[str, str], ...] = ((ident.type.value, ident.value),)
-    if request.points is not None:
-        params += (("points", str(request.points)),)
-    return ApiRequest("GET", VALIDATION_CODE, VALIDATION_CODE, (*params, ("format", "json")))
-
-
-def build_transfer_check(request: TransferCheckRequest) -> ApiRequest:
-    """``POST v2/points/isTransferrable`` with the body the endpoint page shows."""
-    body: dict[str, Any] = {
-        "pointsTobeTransferred": request.points,
-        "groupProgramTransfer": request.group_program_transfer,
-    }
-    if request.program_id is not None:
-        body["programId"] = request.program_id
-    body["fromCustomerIdentifier"] = {
-        "type": request.from_customer.type.v2_type,
-        "value": request.from_customer.value,
-    }
-    body["toCustomerIdentifier"] = {
-        "type": request.to_customer.type.v2_type,
-        "value": request.to_customer.value,
-    }
-    body["issueOtp"] = request.issue_otp
-    return ApiRequest("POST", IS_TRANSFERRABLE, IS_TRANSFERRABLE, body=orjson.dumps(body))
-
-
 # --------------------------------------------------------------------------- errors
 
-# One table from Capillary's codes to the error classes (API-NOTES.md, both endpoint pages).
-# HTTP statuses 401, 429 and 5xx are matched by status in error_for; these are envelope codes.
-_CODE_ERRORS: Final[Mapping[int, type[errors.APIError]]] = {
+Codes = Mapping[int, type[errors.APIError]]
+
+# The codes every endpoint may answer (API-NOTES.md, both endpoint pages); an endpoint's own
+# codes are declared with it and take precedence. HTTP statuses 401, 429 and 5xx are matched
+# by status in error_class; these are envelope codes.
+_CODE_ERRORS: Final[Codes] = {
     401: errors.AuthenticationError,
     429: errors.RateLimitedError,
     517: errors.RateLimitedError,
@@ -184,15 +137,17 @@ _CODE_ERRORS: Final[Mapping[int, type[errors.APIError]]] = {
     802: errors.InvalidIdentifierError,
     434: errors.InvalidIdentifierError,
     8013: errors.InvalidIdentifierError,
-    3316: errors.GroupTransferMismatchError,
 }
 
 
-def error_class(status: int, code: int | None) -> type[errors.APIError]:
+def error_class(
+    status: int, code: int | None, codes: Codes = _CODE_ERRORS
+) -> type[errors.APIError]:
     """The error class for an HTTP status and Capillary code.
 
     The HTTP status decides first where it is unambiguous (401, 429, 5xx); otherwise the
-    code, which is more specific than a 400 or an error inside a 200.
+    code, which is more specific than a 400 or an error inside a 200: the endpoint's own
+    ``codes`` first, then the shared table.
     """
     if status == 401:
         return errors.AuthenticationError
@@ -201,7 +156,7 @@ def error_class(status: int, code: int | None) -> type[errors.APIError]:
     if status >= 500:
         return errors.ServerError
     if code is not None:
-        return _CODE_ERRORS.get(code, errors.APIError)
+        return codes.get(code) or _CODE_ERRORS.get(code, errors.APIError)
     return errors.APIError
 
 
@@ -301,14 +256,35 @@ def quota_exhausted_for(headers: Mapping[str, str], now: float) -> float | None:
 # --------------------------------------------------------------------------- decoding
 
 
+class Decoded(NamedTuple):
+    """A successful answer: the item to structure and what the envelope says beside it.
+    The item is the wire's own object, untouched: decoders never write into it."""
+
+    item: dict[str, Any]
+    request_id: str | None
+    warnings: list[Any] | None = None  # v2 only
+
+    def fields(self) -> dict[str, Any]:
+        """The item with the envelope's values under their own keys (``request_id``,
+        ``warnings``), as the result models' envelope fields read them: a new dict."""
+        extra: dict[str, Any] = {"request_id": self.request_id}
+        if self.warnings is not None:
+            extra["warnings"] = self.warnings
+        return {**self.item, **extra}
+
+
 def _api_error(
-    raw: RawResponse, entry: Mapping[str, Any], request_id: str | None, now: float
+    raw: RawResponse,
+    entry: Mapping[str, Any],
+    request_id: str | None,
+    now: float,
+    codes: Codes,
 ) -> errors.APIError:
     """The error for an answer whose failing entry (v1.1 ``status``/``item_status``, a v2
     ``errors`` item, or ``{}``) carries the code and message."""
     code = _int_code(entry.get("code"))
     message = entry.get("message")
-    cls = error_class(raw.status, code)
+    cls = error_class(raw.status, code, codes)
     return cls(
         message if isinstance(message, str) and message else _status_message(raw.status),
         status=raw.status,
@@ -357,85 +333,77 @@ def _member(obj: dict[str, Any] | None, key: str) -> dict[str, Any] | None:
     return _dict(obj.get(key)) if obj is not None else None
 
 
-def decode_validation_code(raw: RawResponse, now: float) -> dict[str, Any]:
-    """Decode a v1.1 validationcode answer into the ``validation_code.code`` object.
+@attrs.frozen
+class V11Envelope:
+    """The v1.1 envelope: ``{"response": {"status": {...}, <item path>: {..., "item_status":
+    {...}}}}``, whose item sits at ``item_path`` below ``response`` (validationcode:
+    ``("validation_code", "code")``)."""
 
-    Errors are looked for in the order the docs give: the HTTP status, then
-    ``response.status``, then the item's ``item_status``; an error can arrive inside an HTTP
-    200 with ``success: "false"``. When both levels failed the item's code is reported: the
-    request-level code is then only "500 all requests failed" and says less. The returned
-    dict carries ``request_id`` for the converter.
-    """
-    request_id = raw.headers.get(REQUEST_ID_HEADER)
-    doc = _load(raw, VALIDATION_CODE, request_id)
-    response = _member(_dict(doc), "response")
-    status = _member(response, "status")
-    item = _member(_member(response, "validation_code"), "code")
-    item_status = _member(item, "item_status")
+    item_path: tuple[str, ...]
 
-    failed = next(
-        (s for s in (item_status, status) if s is not None and _flag(s.get("success")) is False),
-        None,
-    )
-    if not 200 <= raw.status < 300 or failed is not None:
-        raise _api_error(raw, failed or item_status or status or {}, request_id, now)
-    if response is None:
-        raise _shape_error(VALIDATION_CODE, "no 'response' object", raw, request_id)
-    if item is None:
-        raise _shape_error(
-            VALIDATION_CODE, "no 'response.validation_code.code' object", raw, request_id
+    def decode(self, raw: RawResponse, now: float, what: str, codes: Codes) -> Decoded:
+        """The item of a successful answer, or the typed error of a failed one.
+
+        Errors are looked for in the order the docs give: the HTTP status, then
+        ``response.status``, then the item's ``item_status``; an error can arrive inside an
+        HTTP 200 with ``success: "false"``. When both levels failed the item's code is
+        reported: the request-level code is then only "500 all requests failed" and says less.
+        """
+        request_id = raw.headers.get(REQUEST_ID_HEADER)
+        response = _member(_dict(_load(raw, what, request_id)), "response")
+        status = _member(response, "status")
+        item = response
+        for key in self.item_path:
+            item = _member(item, key)
+        item_status = _member(item, "item_status")
+
+        failed = next(
+            (
+                s
+                for s in (item_status, status)
+                if s is not None and _flag(s.get("success")) is False
+            ),
+            None,
         )
-    item["request_id"] = request_id
-    return item
-
-
-def decode_transfer_check(raw: RawResponse, now: float) -> dict[str, Any]:
-    """Decode a v2 isTransferrable answer into its ``data[0]`` object.
-
-    ``errors`` can arrive without ``data`` and with a 2xx status; any entry in it makes the
-    call fail with the first entry's code, since a transfer verdict next to an error cannot be
-    trusted. The returned dict carries the envelope's ``warnings`` and ``request_id``.
-    """
-    request_id = raw.headers.get(REQUEST_ID_HEADER)
-    doc = _dict(_load(raw, IS_TRANSFERRABLE, request_id))
-    error_list = doc.get("errors") if doc is not None else None
-    has_errors = isinstance(error_list, list) and bool(error_list)
-    if not 200 <= raw.status < 300 or has_errors:
-        entry = error_list[0] if has_errors else None  # type: ignore[index]
-        # An entry that is not the documented object still says the call failed.
-        first = _dict(entry) or ({"message": str(entry)} if entry is not None else {})
-        raise _api_error(raw, first, request_id, now)
-    if doc is None:
-        raise _shape_error(IS_TRANSFERRABLE, "the body is not a JSON object", raw, request_id)
-    data = doc.get("data")
-    item = _dict(data[0]) if isinstance(data, list) and data else None
-    if item is None:
-        raise _shape_error(IS_TRANSFERRABLE, "no 'data[0]' object and no errors", raw, request_id)
-    warnings = doc.get("warnings")
-    item["warnings"] = warnings if isinstance(warnings, list) else []
-    item["request_id"] = request_id
-    return item
-
-
-# --------------------------------------------------------------------------- endpoints
-
-Q = TypeVar("Q")
-T = TypeVar("T")
+        if not 200 <= raw.status < 300 or failed is not None:
+            raise _api_error(raw, failed or item_status or status or {}, request_id, now, codes)
+        if response is None:
+            raise _shape_error(what, "no 'response' object", raw, request_id)
+        if item is None:
+            path = ".".join(("response", *self.item_path))
+            raise _shape_error(what, f"no '{path}' object", raw, request_id)
+        return Decoded(item, request_id)
 
 
 @attrs.frozen
-class Endpoint(Generic[Q, T]):
-    """How one endpoint turns a request object into an HTTP request and a response into a
-    model: the pure pieces above, bundled for the client's single call path."""
+class V2Envelope:
+    """The v2 envelope: ``{"data": [{...}], "warnings": [...], "errors": [...]}``."""
 
-    build: Callable[[Q], ApiRequest]
-    decode: Callable[[RawResponse, float], dict[str, Any]]
-    model: type[T]
+    def decode(self, raw: RawResponse, now: float, what: str, codes: Codes) -> Decoded:
+        """``data[0]`` of a successful answer with the envelope's ``warnings``, or the typed
+        error of a failed one.
+
+        ``errors`` can arrive without ``data`` and with a 2xx status; any entry in it makes
+        the call fail with the first entry's code, since a verdict next to an error cannot be
+        trusted.
+        """
+        request_id = raw.headers.get(REQUEST_ID_HEADER)
+        doc = _dict(_load(raw, what, request_id))
+        error_list = doc.get("errors") if doc is not None else None
+        has_errors = isinstance(error_list, list) and bool(error_list)
+        if not 200 <= raw.status < 300 or has_errors:
+            entry = error_list[0] if has_errors else None  # type: ignore[index]
+            # An entry that is not the documented object still says the call failed.
+            first = _dict(entry) or ({"message": str(entry)} if entry is not None else {})
+            raise _api_error(raw, first, request_id, now, codes)
+        if doc is None:
+            raise _shape_error(what, "the body is not a JSON object", raw, request_id)
+        data = doc.get("data")
+        item = _dict(data[0]) if isinstance(data, list) and data else None
+        if item is None:
+            raise _shape_error(what, "no 'data[0]' object and no errors", raw, request_id)
+        warnings = doc.get("warnings")
+        return Decoded(item, request_id, warnings if isinstance(warnings, list) else [])
 
 
-VALIDATION_CODE_ENDPOINT: Final = Endpoint(
-    build_validation_code, decode_validation_code, ValidationCode
-)
-TRANSFER_CHECK_ENDPOINT: Final = Endpoint(
-    build_transfer_check, decode_transfer_check, TransferCheck
-)
+Envelope = V11Envelope | V2Envelope

@@ -15,9 +15,16 @@ import attrs
 import backoff
 
 from ._validate import number, number_field, whole_number_field
-from .errors import APIError, CapillaryError, InvalidRequestError
+from .errors import (
+    APIError,
+    CapillaryError,
+    InvalidRequestError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
 
-__all__ = ["RetryBudget", "RetryPolicy", "retry_delay"]
+__all__ = ["RetryBudget", "RetryPolicy", "provably_not_applied", "retry_delay"]
 
 
 _seconds = number_field("RetryPolicy", unit="of seconds")
@@ -125,16 +132,36 @@ class RetryBudget:
         return True
 
 
+def provably_not_applied(error: CapillaryError) -> bool:
+    """Whether ``error`` proves the server did not act on the request: no connection was
+    made, the quota refused it (429, 517), or v2 answered 521 "multiple actions are running",
+    an explicit refusal. A timeout, a reset after sending or any other 5xx prove nothing
+    (urllib3's split of connect from read errors)."""
+    if isinstance(error, TransportError):
+        return error.connect_failed
+    return isinstance(error, RateLimitedError) or (
+        isinstance(error, ServerError) and error.code == 521
+    )
+
+
 def retry_delay(
-    policy: RetryPolicy, attempt: int, error: CapillaryError, elapsed: float
+    policy: RetryPolicy,
+    attempt: int,
+    error: CapillaryError,
+    elapsed: float,
+    *,
+    idempotent: bool = True,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None to give up and raise ``error``.
 
     ``attempt`` is the number of the attempt that just failed; ``elapsed`` the seconds since
-    the call began. A server's ``Retry-After`` replaces the backoff wait; past
-    ``max_retry_after``, or past the call's ``max_time``, the call fails fast.
+    the call began; ``idempotent`` the endpoint's declaration: one that is not is retried
+    only when :func:`provably_not_applied`. A server's ``Retry-After`` replaces the backoff
+    wait; past ``max_retry_after``, or past the call's ``max_time``, the call fails fast.
     """
     if not getattr(error, "retryable", False) or attempt >= policy.max_attempts:
+        return None
+    if not idempotent and not provably_not_applied(error):
         return None
     server_wait = error.retry_after if isinstance(error, APIError) else None
     if server_wait is not None:

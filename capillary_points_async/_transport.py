@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 from yarl import URL
 
-from ._protocol import ENDPOINT_KEYS, REQUEST_ID_HEADER, ApiRequest, RawResponse
+from ._protocol import REQUEST_ID_HEADER, ApiRequest, RawResponse
 from .errors import ResponseDecodeError, TransportError
 
 __all__ = ["AiohttpTransport", "Transport"]
@@ -52,6 +52,7 @@ class AiohttpTransport:
         "_json_headers",
         "_max_bytes",
         "_owns_session",
+        "_root",
         "_session",
         "_timeout",
         "_urls",
@@ -67,9 +68,9 @@ class AiohttpTransport:
         session: aiohttp.ClientSession | None = None,
         max_response_bytes: int = 4 * 1024 * 1024,
     ) -> None:
-        root = base_url.rstrip("/")
-        # URLs are parsed once per endpoint, not once per request.
-        self._urls = {key: URL(f"{root}/{key}") for key in ENDPOINT_KEYS}
+        self._root = base_url.rstrip("/")
+        # URLs are parsed once per path, not once per request.
+        self._urls: dict[str, URL] = {}
         self._headers = dict(headers)
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -81,7 +82,9 @@ class AiohttpTransport:
         )
 
     async def send(self, request: ApiRequest) -> RawResponse:
-        url = self._urls[request.path]
+        url = self._urls.get(request.path)
+        if url is None:
+            url = self._urls[request.path] = URL(f"{self._root}/{request.path}")
         try:
             async with self._session.request(
                 request.method,
@@ -105,6 +108,8 @@ class AiohttpTransport:
                 f"{request.method} {request.path} failed: {type(exc).__name__}: {exc}",
                 method=request.method,
                 path=request.path,
+                # Refused, DNS or TLS: no connection, so nothing was written to the server.
+                connect_failed=isinstance(exc, aiohttp.ClientConnectorError),
             ) from exc
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:

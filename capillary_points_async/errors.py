@@ -56,14 +56,22 @@ class InvalidRequestError(CapillaryError, ValueError):
 
 class TransportError(CapillaryError):
     """The request could not be completed on the wire: connection refused or reset, DNS
-    failure, or the per-attempt timeout. Retryable; the server may or may not have seen it."""
+    failure, or the per-attempt timeout. Retryable where the endpoint may be re-sent.
+
+    Attributes:
+        connect_failed: True when no connection was made (refused, DNS, TLS handshake), so
+            the server never saw the request; False when it may have.
+    """
 
     retryable = True
 
-    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", connect_failed: bool = False
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
+        self.connect_failed = connect_failed
 
 
 class ResponseDecodeError(CapillaryError):

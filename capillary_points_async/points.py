@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
-from ._bulk import fan_out
-from ._protocol import TRANSFER_CHECK_ENDPOINT, VALIDATION_CODE_ENDPOINT, Endpoint
+from ._bulk import CallTrace, fan_out
+from ._endpoints import IS_TRANSFERRABLE, VALIDATION_CODE, Endpoint
 from ._validate import whole_number
 from .errors import CapillaryError, InvalidRequestError
 from .models import (
@@ -35,16 +35,6 @@ __all__ = ["Points"]
 
 Q = TypeVar("Q")
 T = TypeVar("T")
-
-
-class CallTrace:
-    """Filled in by the client's call loop so that a bulk outcome can say how many attempts
-    it took, whether it ended in a value or an error."""
-
-    __slots__ = ("attempts",)
-
-    def __init__(self) -> None:
-        self.attempts = 0
 
 
 class Points:
@@ -74,7 +64,7 @@ class Points:
             APIError: any other answer Capillary gave; TransportError: the wire failed.
         """
         request = ValidationCodeRequest(identifier, points)
-        return await self._client._call(VALIDATION_CODE_ENDPOINT, request)
+        return await self._client._call(VALIDATION_CODE, request)
 
     async def is_transferrable(
         self,
@@ -113,7 +103,7 @@ class Points:
             group_program_transfer=group_program_transfer,
             issue_otp=issue_otp,
         )
-        return await self._client._call(TRANSFER_CHECK_ENDPOINT, request)
+        return await self._client._call(IS_TRANSFERRABLE, request)
 
     def issue_validation_code_many(
         self,
@@ -123,9 +113,7 @@ class Points:
         ordered: bool = False,
     ) -> AsyncIterator[Outcome[ValidationCodeRequest, ValidationCode]]:
         """Issue validation codes for many customers; see :meth:`is_transferrable_many`."""
-        return self._many(
-            VALIDATION_CODE_ENDPOINT, ValidationCodeRequest, requests, concurrency, ordered
-        )
+        return self._many(VALIDATION_CODE, requests, concurrency, ordered)
 
     def is_transferrable_many(
         self,
@@ -145,19 +133,17 @@ class Points:
         flight; use ``contextlib.aclosing(...)`` to have that happen at once rather than when
         the iterator is collected (closing the client does it too).
         """
-        return self._many(
-            TRANSFER_CHECK_ENDPOINT, TransferCheckRequest, requests, concurrency, ordered
-        )
+        return self._many(IS_TRANSFERRABLE, requests, concurrency, ordered)
 
     def _many(
         self,
         endpoint: Endpoint[Q, T],
-        kind: type[Q],
         requests: Iterable[Q] | AsyncIterable[Q],
         concurrency: int,
         ordered: bool,
     ) -> AsyncGenerator[Outcome[Q, T], None]:
         concurrency = whole_number(concurrency, "concurrency")
+        kind = endpoint.request_type
         if not isinstance(requests, (Iterable, AsyncIterable)) or isinstance(
             requests, (str, bytes)
         ):

@@ -8,10 +8,12 @@ import base64
 import hashlib
 import json
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 
 from capillary_points_async import (
@@ -28,8 +30,10 @@ from capillary_points_async import (
     ResponseDecodeError,
     RetryPolicy,
     ServerError,
+    TransferCheckRequest,
     TransportError,
 )
+from capillary_points_async._endpoints import IS_TRANSFERRABLE
 
 from ._scripted import TC_PATH, VC_PATH, Reply, ScriptedServer, v2_error
 
@@ -393,3 +397,77 @@ async def test_proactive_limit_spaces_requests_on_the_wire(server: ScriptedServe
     times = sorted(server.arrivals(TC_PATH))
     # No 0.5 s window of arrivals holds more than 5 (the first one included).
     assert max(sum(1 for u in times if t <= u <= t + 0.5) for t in times) <= 5
+
+
+# --------------------------------------------------------------------------- never twice
+
+# isTransferrable declared as if it moved points: what the client does with a non-idempotent
+# endpoint, counted at a real server (redeem and transfer will be declared so).
+MOVES_POINTS = attrs.evolve(IS_TRANSFERRABLE, idempotent=False)
+
+
+async def send_moving(client: CapillaryClient) -> Any:
+    request = TransferCheckRequest(
+        from_customer=Identifier.mobile("9777785206"),
+        to_customer=Identifier.mobile("9777785207"),
+        points=1,
+    )
+    return await client._call(MOVES_POINTS, request)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Reply(reset=True),  # the server read the request, then the connection dropped
+        Reply(status=502, body="<html>Bad Gateway</html>"),
+        Reply(status=500, body='{"errors": []}'),
+        Reply(status=200, body='{"data": [{"transferrable": tr'),  # cut short on the way
+    ],
+    ids=["reset-after-send", "gateway-page", "5xx", "cut-short"],
+)
+async def test_a_request_that_may_have_been_applied_is_never_resent(
+    server: ScriptedServer, failure: Reply
+) -> None:
+    server.script(TC_PATH, failure, failure)
+    async with make_client(server) as client:
+        with pytest.raises((TransportError, ServerError, ResponseDecodeError)):
+            await send_moving(client)
+    assert len(server.seen) == 1
+    assert client.stats.retries == 0
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        v2_error(429, "Too many requests", status=429, **{"Retry-After": "0.01"}),
+        v2_error(521, "Multiple actions are running for the same customer", status=200),
+    ],
+    ids=["429", "521"],
+)
+async def test_a_request_the_server_refused_is_resent(
+    server: ScriptedServer, refusal: Reply
+) -> None:
+    server.script(TC_PATH, refusal)
+    async with make_client(server) as client:
+        assert (await send_moving(client)).transferrable
+    assert len(server.seen) == 2
+
+
+async def test_a_connection_that_never_opened_is_retried_and_says_so() -> None:
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    retry = RetryPolicy(max_attempts=2, wait_initial=0.001, wait_max=0.001)
+    async with CapillaryClient(closed, AUTH, rate_limit=None, retry=retry) as client:
+        with pytest.raises(TransportError) as caught:
+            await send_moving(client)
+    assert caught.value.connect_failed is True
+    assert client.stats.requests == 2  # retried: nothing can have reached a server
+
+
+async def test_a_reset_after_sending_is_not_a_connect_failure(server: ScriptedServer) -> None:
+    server.script(TC_PATH, Reply(reset=True))
+    async with make_client(server, retry=None) as client:
+        with pytest.raises(TransportError) as caught:
+            await check(client)
+    assert caught.value.connect_failed is False

@@ -36,18 +36,15 @@ from capillary_points_async import (
     ValidationCodeRequest,
 )
 from capillary_points_async._converter import structure
+from capillary_points_async._endpoints import ENDPOINTS, Endpoint, canonical_key
+from capillary_points_async._endpoints import IS_TRANSFERRABLE as TC_ENDPOINT
+from capillary_points_async._endpoints import VALIDATION_CODE as VC_ENDPOINT
 from capillary_points_async._protocol import (
-    IS_TRANSFERRABLE,
-    TRANSFER_CHECK_ENDPOINT,
-    VALIDATION_CODE,
-    VALIDATION_CODE_ENDPOINT,
+    ApiRequest,
     BasicAuth,
+    Decoded,
     RawResponse,
-    build_transfer_check,
-    build_validation_code,
-    canonical_key,
-    decode_transfer_check,
-    decode_validation_code,
+    V11Envelope,
     error_class,
     parse_retry_after,
     retry_after,
@@ -62,6 +59,26 @@ from ._samples import (
 )
 
 NOW = 1_700_000_000.0  # the injected wall clock
+VALIDATION_CODE = VC_ENDPOINT.key
+IS_TRANSFERRABLE = TC_ENDPOINT.key
+
+
+def build_validation_code(request: ValidationCodeRequest) -> ApiRequest:
+    return VC_ENDPOINT.request(request)
+
+
+def build_transfer_check(request: TransferCheckRequest) -> ApiRequest:
+    return TC_ENDPOINT.request(request)
+
+
+def decode_validation_code(raw: RawResponse, now: float) -> dict[str, Any]:
+    return VC_ENDPOINT.decode(raw, now).fields()
+
+
+def decode_transfer_check(raw: RawResponse, now: float) -> dict[str, Any]:
+    return TC_ENDPOINT.decode(raw, now).fields()
+
+
 UTC = timezone.utc
 
 # API-NOTES.md, "Authentication": md5("Pass123") and the header it gives (the docs' worked
@@ -200,13 +217,56 @@ def test_canonical_key_rejects_unknown_keys(key: str) -> None:
         canonical_key(key)
 
 
-def test_endpoints_bundle_build_decode_and_model() -> None:
-    assert VALIDATION_CODE_ENDPOINT.build is build_validation_code
-    assert VALIDATION_CODE_ENDPOINT.decode is decode_validation_code
-    assert VALIDATION_CODE_ENDPOINT.model is ValidationCode
-    assert TRANSFER_CHECK_ENDPOINT.build is build_transfer_check
-    assert TRANSFER_CHECK_ENDPOINT.decode is decode_transfer_check
-    assert TRANSFER_CHECK_ENDPOINT.model is TransferCheck
+@pytest.mark.parametrize(
+    ("endpoint", "method", "request_type", "model", "idempotent"),
+    [
+        (VC_ENDPOINT, "GET", ValidationCodeRequest, ValidationCode, True),
+        (TC_ENDPOINT, "POST", TransferCheckRequest, TransferCheck, True),
+    ],
+)
+def test_each_endpoint_is_declared_once(
+    endpoint: Endpoint[Any, Any], method: str, request_type: type, model: type, idempotent: bool
+) -> None:
+    assert (endpoint.method, endpoint.request_type, endpoint.model, endpoint.idempotent) == (
+        method,
+        request_type,
+        model,
+        idempotent,
+    )
+    assert [e.key for e in ENDPOINTS].count(endpoint.key) == 1
+
+
+def test_decoders_leave_the_wire_item_untouched() -> None:
+    body = sample_bytes("istransferrable_page_200.json")
+    decoded = TC_ENDPOINT.decode(raw_response(body, 200, request_id="rid-1"), NOW)
+    assert decoded.item == orjson.loads(body)["data"][0]  # no request_id or warnings written in
+    assert (decoded.request_id, decoded.warnings) == ("rid-1", [])
+    fields = decoded.fields()
+    assert (fields["request_id"], fields["warnings"]) == ("rid-1", [])
+    assert "request_id" not in decoded.item
+
+
+def test_the_v11_decoder_finds_the_item_at_its_declared_path() -> None:
+    envelope = V11Envelope(("points", "redeemable"))
+    body = {
+        "response": {
+            "status": {"success": "true", "code": 200, "message": "Success"},
+            "points": {"redeemable": {"is_redeemable": "true", "item_status": {"success": "true"}}},
+        }
+    }
+    decoded = envelope.decode(raw_response(orjson.dumps(body), 200), NOW, "test", {})
+    assert decoded == Decoded(body["response"]["points"]["redeemable"], "req-0001")
+    with pytest.raises(ResponseDecodeError, match=r"no 'response\.points\.missing' object"):
+        V11Envelope(("points", "missing")).decode(
+            raw_response(orjson.dumps(body), 200), NOW, "t", {}
+        )
+
+
+def test_an_endpoints_own_codes_come_before_the_shared_table() -> None:
+    assert error_class(400, 3316, TC_ENDPOINT.codes) is GroupTransferMismatchError
+    assert error_class(400, 3316, VC_ENDPOINT.codes) is APIError
+    assert error_class(400, 816, {816: InvalidProgramError}) is InvalidProgramError
+    assert error_class(400, 816, TC_ENDPOINT.codes) is CustomerNotFoundError
 
 
 # --------------------------------------------------------------------------- requests
@@ -1001,7 +1061,7 @@ def test_decoders_do_not_need_a_request_id() -> None:
         (400, 802, InvalidIdentifierError),
         (400, 434, InvalidIdentifierError),
         (400, 8013, InvalidIdentifierError),
-        (400, 3316, GroupTransferMismatchError),
+        (400, 3316, APIError),  # isTransferrable's own code: not in the shared table
         (400, 9999, APIError),
         (400, None, APIError),
         (404, None, APIError),

@@ -23,7 +23,7 @@ from capillary_points_async import (
     ServerError,
     TransportError,
 )
-from capillary_points_async._retry import NO_RETRY, retry_delay
+from capillary_points_async._retry import NO_RETRY, provably_not_applied, retry_delay
 
 
 def identity(wait: float) -> float:
@@ -238,3 +238,38 @@ def test_policies_are_frozen() -> None:
     retry = RetryPolicy()
     with pytest.raises(AttributeError):
         retry.max_attempts = 10  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- non-idempotent
+
+NOT_APPLIED = [
+    TransportError("refused", connect_failed=True),
+    RateLimitedError("slow down", status=429, retry_after=1.0),
+    RateLimitedError("rate limit exceeded", status=200, code=517),
+    ServerError("Multiple actions are running for the same customer", status=200, code=521),
+]
+MAYBE_APPLIED = [
+    TransportError("timed out after 30s"),
+    TransportError("reset after the request was written", connect_failed=False),
+    ServerError("bad gateway", status=502, code=502),
+    ServerError("internal error", status=500, code=500),
+    ResponseDecodeError("answer is not JSON", status=200, retryable=True),
+]
+
+
+@pytest.mark.parametrize("error", NOT_APPLIED, ids=repr)
+def test_an_endpoint_that_moves_points_is_retried_when_the_server_provably_did_nothing(
+    error: CapillaryError,
+) -> None:
+    assert provably_not_applied(error)
+    assert retry_delay(policy(), 1, error, 0.0, idempotent=False) is not None
+
+
+@pytest.mark.parametrize("error", MAYBE_APPLIED, ids=repr)
+def test_an_endpoint_that_moves_points_is_never_resent_when_it_may_have_been_applied(
+    error: CapillaryError,
+) -> None:
+    assert not provably_not_applied(error)
+    assert retry_delay(policy(), 1, error, 0.0, idempotent=False) is None
+    # the same failure of an endpoint that may be re-sent is retried
+    assert retry_delay(policy(), 1, error, 0.0, idempotent=True) is not None

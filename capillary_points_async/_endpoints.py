@@ -1,0 +1,159 @@
+"""Every endpoint the client calls, each declared once: method, path and its aliases,
+envelope, request builder, request and result types, whether it may be re-sent, and its own
+error codes. The client, the retry decision, the limiter keys and the sandbox read these
+declarations; nothing else in the stack names an endpoint (openai-python's resources habit:
+adding an endpoint adds a declaration, a model and a method, nothing in the stack).
+
+References are to Capillary's endpoint pages and ``API-NOTES.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+import orjson
+
+from . import errors
+from ._protocol import ApiRequest, Codes, Decoded, Envelope, RawResponse, V2Envelope, V11Envelope
+from .models import TransferCheck, TransferCheckRequest, ValidationCode, ValidationCodeRequest
+
+__all__ = [
+    "ENDPOINTS",
+    "IS_TRANSFERRABLE",
+    "VALIDATION_CODE",
+    "Endpoint",
+    "canonical_key",
+]
+
+Q = TypeVar("Q")
+T = TypeVar("T")
+
+Params = tuple[tuple[str, str], ...]
+
+
+@attrs.frozen(eq=False)
+class Endpoint(Generic[Q, T]):
+    """One endpoint, declared.
+
+    Attributes:
+        key: the path below the base URL, e.g. ``"v2/points/isTransferrable"``; also the
+            endpoint's rate-limit key.
+        method: the HTTP method.
+        envelope: how answers are wrapped (:class:`V11Envelope` with its item path, or
+            :class:`V2Envelope`).
+        params: the query parameters of a request object.
+        body: the JSON body of a request object, or None for a request without one.
+        request_type: the request objects' class (what ``*_many`` accepts).
+        model: the result class the answer's item is structured into.
+        idempotent: whether sending the same request twice is harmless. One that is not
+            (it moves points) is re-sent only when the request provably never reached the
+            server (DESIGN.md, "The rest of the two flows").
+        codes: error codes of this endpoint only, on top of the shared table in _protocol.
+        aliases: other spellings of ``key`` accepted where users name endpoints.
+    """
+
+    key: str
+    method: str
+    envelope: Envelope
+    params: Callable[[Q], Params]
+    body: Callable[[Q], dict[str, Any]] | None
+    request_type: type[Q]
+    model: type[T]
+    idempotent: bool
+    codes: Codes = attrs.field(factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    def decode(self, raw: RawResponse, now: float) -> Decoded:
+        """The answer's item and envelope values, or the typed error (``now``: wall time)."""
+        return self.envelope.decode(raw, now, self.key, self.codes)
+
+    def request(self, query: Q) -> ApiRequest:
+        """The HTTP request for one request object."""
+        body = self.body
+        return ApiRequest(
+            self.method,
+            self.key,
+            self.key,
+            self.params(query),
+            None if body is None else orjson.dumps(body(query)),
+        )
+
+
+# --------------------------------------------------------------------------- validationcode
+
+
+def _validation_code_params(request: ValidationCodeRequest) -> Params:
+    ident = request.identifier
+    params: Params = ((ident.type.value, ident.value),)
+    if request.points is not None:
+        params += (("points", str(request.points)),)
+    return (*params, ("format", "json"))
+
+
+VALIDATION_CODE: Final = Endpoint(
+    key="v1.1/points/validationcode",
+    method="GET",
+    envelope=V11Envelope(("validation_code", "code")),
+    params=_validation_code_params,
+    body=None,
+    request_type=ValidationCodeRequest,
+    model=ValidationCode,
+    # Issuing again within the validity period re-sends the same code (API-NOTES.md).
+    idempotent=True,
+)
+
+
+# --------------------------------------------------------------------------- isTransferrable
+
+
+def _transfer_check_body(request: TransferCheckRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "pointsTobeTransferred": request.points,
+        "groupProgramTransfer": request.group_program_transfer,
+    }
+    if request.program_id is not None:
+        body["programId"] = request.program_id
+    body["fromCustomerIdentifier"] = {
+        "type": request.from_customer.type.v2_type,
+        "value": request.from_customer.value,
+    }
+    body["toCustomerIdentifier"] = {
+        "type": request.to_customer.type.v2_type,
+        "value": request.to_customer.value,
+    }
+    body["issueOtp"] = request.issue_otp
+    return body
+
+
+IS_TRANSFERRABLE: Final = Endpoint(
+    key="v2/points/isTransferrable",
+    method="POST",
+    envelope=V2Envelope(),
+    params=lambda _: (),  # everything is in the body
+    body=_transfer_check_body,
+    request_type=TransferCheckRequest,
+    model=TransferCheck,
+    idempotent=True,  # a check moves nothing
+    codes={3316: errors.GroupTransferMismatchError},
+    # Capillary's own OpenAPI definition spells the path with one r.
+    aliases=("v2/points/isTransferable",),
+)
+
+
+ENDPOINTS: Final[tuple[Endpoint[Any, Any], ...]] = (VALIDATION_CODE, IS_TRANSFERRABLE)
+
+_BY_NAME: Final[Mapping[str, Endpoint[Any, Any]]] = {
+    name: endpoint for endpoint in ENDPOINTS for name in (endpoint.key, *endpoint.aliases)
+}
+
+
+def canonical_key(key: str) -> str:
+    """Map a user-supplied endpoint key (or alias) to the client's, or raise
+    InvalidRequestError."""
+    endpoint = _BY_NAME.get(key)
+    if endpoint is None:
+        keys = ", ".join(e.key for e in ENDPOINTS)
+        raise errors.InvalidRequestError(f"unknown endpoint key {key!r}; expected one of {keys}")
+    return endpoint.key
