@@ -27,18 +27,21 @@ __all__ = ["structure"]
 
 T = TypeVar("T")
 
-# Response keys that are not the camelCase of the field name.
-_RENAMES: dict[type[Any], dict[str, str]] = {
-    models.TransferCheck: {"points": "pointsTobeTransferred", "request_id": "request_id"},
-}
-# v1.1 objects use snake_case on the wire already; v2 objects use camelCase.
-_SNAKE_CASE_ON_WIRE: tuple[type[Any], ...] = (models.ValidationCode, models.ItemStatus)
-
 _CAMEL = re.compile(r"_([a-z0-9])")
 
 
 def _camel(name: str) -> str:
     return _CAMEL.sub(lambda m: m.group(1).upper(), name)
+
+
+def wire_names(cls: type[Any]) -> dict[str, str]:
+    """Each field's JSON key: its ``wire`` metadata where a model declares one, else the
+    class's naming rule (camelCase for v2 objects, the field name for v1.1's snake_case)."""
+    snake = getattr(cls, "_wire_case", "camel") == "snake"
+    return {
+        f.name: f.metadata.get(models.WIRE) or (f.name if snake else _camel(f.name))
+        for f in attrs.fields(cls)
+    }
 
 
 def _structure_bool(value: Any, _: type[Any]) -> bool:
@@ -93,34 +96,12 @@ def _structure_datetime(value: Any, _: type[Any]) -> datetime:
 
 Hook = Callable[[Any, Any], Any]
 
-_MODELS: tuple[type[Any], ...] = (  # leaves first: a class's hook is built after its fields'
-    models.ItemStatus,
-    models.ValidationCode,
-    models.Actor,
-    models.Attribution,
-    models.ProfileIdentifier,
-    models.CommChannel,
-    models.Profile,
-    models.LoyaltyInfo,
-    models.Customer,
-    models.TransferCheck,
-)
-
 _PRIMITIVES: dict[Any, Hook] = {
     str: _structure_str,
     int: _structure_int,
     float: _structure_float,
     bool: _structure_bool,
 }
-
-
-def _wire_names(cls: type[Any]) -> dict[str, str]:
-    renames = _RENAMES.get(cls, {})
-    snake = cls in _SNAKE_CASE_ON_WIRE
-    return {
-        f.name: renames.get(f.name) or (f.name if snake else _camel(f.name))
-        for f in attrs.fields(cls)
-    }
 
 
 def _json_object(value: Any, _: Any) -> Mapping[str, Any]:
@@ -188,7 +169,7 @@ def _compile_hook(converter: cattrs.Converter, cls: type[Any]) -> Hook:
     empty one.
     """
     fields = attrs.fields(attrs.resolve_types(cls))
-    wire = _wire_names(cls)
+    wire = wire_names(cls)
     env: dict[str, Any] = {"_cls": cls, "_new": object.__new__}
     lines = ["def structure(o, _):"]
     kwargs = []
@@ -241,20 +222,29 @@ def _compile_hook(converter: cattrs.Converter, cls: type[Any]) -> Hook:
 def configure_converter(converter: cattrs.Converter, *, fast: bool = True) -> None:
     """Register the hooks for Capillary's JSON on ``converter``.
 
-    ``fast`` registers the compiled hooks of :func:`_compile_hook`; otherwise cattrs' own
-    generated ones, whose detailed validation names the path of a failure.
+    Every attrs class gets its hook from a factory over the class itself (cattrs'
+    ``register_structure_hook_factory``), built the first time it is needed, nested classes
+    included: there is no list of models to keep in order or to forget. ``fast`` makes the
+    compiled hooks of :func:`_compile_hook`; otherwise cattrs' own generated ones, whose
+    detailed validation names the path of a failure. Both read the wire names from
+    :func:`wire_names`.
     """
     for primitive, hook in _PRIMITIVES.items():
         converter.register_structure_hook(primitive, hook)
     converter.register_structure_hook(datetime, _structure_datetime)
-    for cls in _MODELS:
-        if fast:
-            converter.register_structure_hook(cls, _compile_hook(converter, cls))
-            continue
-        overrides: dict[str, Any] = {
-            name: override(rename=key) for name, key in _wire_names(cls).items() if key != name
+    if fast:
+        converter.register_structure_hook_factory(
+            attrs.has, lambda cls: _compile_hook(converter, cls)
+        )
+        return
+
+    def generated(cls: type[Any]) -> Hook:
+        renames: dict[str, Any] = {
+            name: override(rename=key) for name, key in wire_names(cls).items() if key != name
         }
-        converter.register_structure_hook(cls, make_dict_structure_fn(cls, converter, **overrides))
+        return make_dict_structure_fn(cls, converter, **renames)
+
+    converter.register_structure_hook_factory(attrs.has, generated)
 
 
 def _make(detailed: bool) -> cattrs.Converter:

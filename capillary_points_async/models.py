@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Final, Generic, TypeVar, cast
 
 import attrs
 
@@ -38,6 +38,21 @@ __all__ = [
     "ValidationCode",
     "ValidationCodeRequest",
 ]
+
+#: Field metadata key naming a result field's JSON key where the class's naming rule (camelCase,
+#: or the field name in a class whose ``_wire_case`` is ``"snake"``) does not give it.
+WIRE: Final = "capillary_points_async.wire"
+
+
+def _wire(name: str, **kwargs: Any) -> Any:
+    """An attrs field whose JSON key is ``name``."""
+    return attrs.field(metadata={WIRE: name}, **kwargs)
+
+
+def _request_id() -> Any:
+    # Not in the item: the decoder hands the X-Cap-Requestid header over under this key.
+    return _wire("request_id", default=None)
+
 
 # pointsTobeTransferred and the v1.1 points parameter are int32 in Capillary's definitions.
 _INT32_MAX = 2**31 - 1
@@ -189,6 +204,8 @@ class TransferCheckRequest:
 class ItemStatus:
     """Outcome of one item of a v1.1 call (``item_status``)."""
 
+    _wire_case: ClassVar[str] = "snake"
+
     success: bool
     code: int
     message: str = ""
@@ -205,13 +222,15 @@ class ValidationCode:
         request_id: the ``X-Cap-Requestid`` response header.
     """
 
+    _wire_case: ClassVar[str] = "snake"
+
     item_status: ItemStatus
     mobile: str | None = None
     email: str | None = None
     external_id: str | None = None
     user_id: str | None = None
     points: int | None = None
-    request_id: str | None = None
+    request_id: str | None = _request_id()
 
 
 @attrs.frozen(kw_only=True)
@@ -309,11 +328,11 @@ class TransferCheck:
     """
 
     transferrable: bool
-    points: float
+    points: float = _wire("pointsTobeTransferred")
     transfer_from: Customer
     transfer_to: Customer
     warnings: tuple[Any, ...] = ()
-    request_id: str | None = None
+    request_id: str | None = _request_id()
 
 
 RequestT = TypeVar("RequestT")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import cattrs
@@ -24,9 +24,17 @@ from capillary_points_async._converter import (
     _plain_slots,
     configure_converter,
     structure,
+    wire_names,
 )
+from capillary_points_async._endpoints import IS_TRANSFERRABLE, VALIDATION_CODE, Endpoint
 
-from ._samples import sample_json
+from ._samples import (
+    TRANSFER_CHECK_SAMPLES,
+    VALIDATION_CODE_SAMPLES,
+    raw_response,
+    sample_bytes,
+    sample_json,
+)
 
 UTC = timezone.utc
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -406,3 +414,94 @@ def test_classes_whose_init_does_more_than_store_are_built_through_it() -> None:
     assert _compile_hook(converter, _WithDict)({"name": "n"}, None) == _WithDict(name="n")
     assert not any(map(_plain_slots, (_Converted, _Checked, _WithDict)))
     assert all(map(_plain_slots, (TransferCheck, Customer, ItemStatus, ValidationCode)))
+
+
+# --------------------------------------------------------------------------- nothing dropped
+
+# JSON keys a model deliberately does not keep, per model; every other non-null key on the
+# wire must land in a field. Empty today: every documented key has a field.
+NOT_MODELLED: dict[type, set[str]] = {}
+
+
+def dropped(obj: Any, wire: dict[str, Any], path: str) -> list[str]:
+    """Where a non-null value on the wire did not reach ``obj``: a key no field reads (a
+    missing wire name) or a field that came out None, searched through nested models."""
+    names = wire_names(type(obj))
+    field_of = {key: name for name, key in names.items()}
+    problems = []
+    for key, value in wire.items():
+        if value is None or key in NOT_MODELLED.get(type(obj), set()):
+            continue
+        name = field_of.get(key)
+        if name is None:
+            problems.append(f"{path}.{key}: no field of {type(obj).__name__} reads this key")
+            continue
+        got = getattr(obj, name)
+        if got is None:
+            problems.append(f"{path}.{key}: {type(obj).__name__}.{name} came out None")
+        elif attrs.has(type(got)) and isinstance(value, dict):
+            problems += dropped(got, value, f"{path}.{key}")
+        elif isinstance(got, tuple) and isinstance(value, list):
+            for index, (item, raw) in enumerate(zip(got, value, strict=True)):
+                if attrs.has(type(item)) and isinstance(raw, dict):
+                    problems += dropped(item, raw, f"{path}.{key}[{index}]")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "name"),
+    [(VALIDATION_CODE, name) for name in VALIDATION_CODE_SAMPLES]
+    + [(IS_TRANSFERRABLE, name) for name in TRANSFER_CHECK_SAMPLES],
+)
+def test_every_model_keeps_every_value_of_its_doc_sample(
+    endpoint: Endpoint[Any, Any], name: str
+) -> None:
+    decoded = endpoint.decode(raw_response(sample_bytes(name), 200), 0.0)
+    result = structure(decoded.fields(), endpoint.model, endpoint.key)
+    assert dropped(result, decoded.item, endpoint.model.__name__) == []
+
+
+@attrs.frozen(kw_only=True)
+class SnakeDeclaredForCamelWire:
+    _wire_case: ClassVar[str] = "snake"
+    is_redeemable: bool | None = None
+    points_redeemable: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MissingRename:
+    points: float | None = None  # the wire says pointsTobeTransferred
+
+
+@pytest.mark.parametrize(
+    ("cls", "wire", "expected"),
+    [
+        (
+            SnakeDeclaredForCamelWire,
+            {"isRedeemable": True, "pointsRedeemable": 5},
+            ["isRedeemable", "pointsRedeemable"],
+        ),
+        (MissingRename, {"pointsTobeTransferred": 1.0}, ["pointsTobeTransferred"]),
+    ],
+)
+def test_the_check_catches_a_model_with_a_missing_wire_name(
+    cls: type, wire: dict[str, Any], expected: list[str]
+) -> None:
+    # Structuring itself does not complain: unknown keys are ignored, fields default to None.
+    result = structure(wire, cls, "test")
+    assert all(getattr(result, f.name) is None for f in attrs.fields(cls))
+    problems = dropped(result, wire, cls.__name__)
+    assert [problem.split(":")[0].split(".")[-1] for problem in problems] == expected
+
+
+def test_a_model_needs_no_registration() -> None:
+    # The issue's trap: a model no list named lost its camelCase fields silently.
+    @attrs.frozen(kw_only=True)
+    class Redeemability:
+        is_redeemable: bool | None = None
+        points_redeemable: int | None = None
+
+    wire = {"isRedeemable": True, "pointsRedeemable": 5}
+    assert structure(wire, Redeemability, "test") == Redeemability(
+        is_redeemable=True, points_redeemable=5
+    )
