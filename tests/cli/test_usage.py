@@ -60,7 +60,7 @@ TRANSFER = ["--from", "mobile:9777785206", "--to", "mobile:9777785207", "--point
         ),
         pytest.param(
             ["is-transferrable", *LOGIN, *TRANSFER[:4], "--points", "0"],
-            "InvalidRequestError: points must be between 1 and",
+            "InvalidRequestError: points must be a whole number from 1 to",
             id="points zero (the library says so)",
         ),
         pytest.param(
