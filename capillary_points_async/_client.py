@@ -21,11 +21,18 @@ from ._bulk import CallTrace
 from ._converter import structure
 from ._endpoints import ENDPOINTS, Endpoint, canonical_key
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
+from ._oauth import OAuth, TokenCache
 from ._protocol import ApiRequest, BasicAuth, Region, quota_exhausted_for
-from ._retry import NO_RETRY, RetryBudget, RetryPolicy, retry_delay
+from ._retry import NO_RETRY, RetryBudget, RetryPolicy, maybe_applied, retry_delay
 from ._transport import AiohttpTransport, Transport
 from ._validate import number, whole_number
-from .errors import CapillaryError, InvalidRequestError, RateLimitedError
+from .errors import (
+    AuthenticationError,
+    CapillaryError,
+    InvalidRequestError,
+    OutcomeUnknownError,
+    RateLimitedError,
+)
 from .points import Points
 
 __all__ = ["CapillaryClient", "ClientStats"]
@@ -106,7 +113,8 @@ class CapillaryClient:
 
     Args:
         base_url: a :class:`Region` or any base URL (``https://host`` or with a path prefix).
-        auth: the till's :class:`BasicAuth`.
+        auth: the till's :class:`BasicAuth`, or :class:`OAuth` credentials (a token is
+            fetched on first use, shared by every call and renewed before it expires).
         rate_limit: the proactive quota of every endpoint; ``None`` turns proactive limiting off
             (the 429 cooldown still applies). Capillary documents 1000 per minute for these
             endpoints; production quotas are set per brand.
@@ -136,7 +144,7 @@ class CapillaryClient:
     def __init__(
         self,
         base_url: Region | str,
-        auth: BasicAuth,
+        auth: BasicAuth | OAuth,
         *,
         rate_limit: RateLimit | None = _DEFAULT_RATE_LIMIT,
         endpoint_rate_limits: Mapping[str, RateLimit | None] | None = None,
@@ -153,8 +161,10 @@ class CapillaryClient:
             raise InvalidRequestError(
                 f"base_url must be a Region or an http(s) URL, got {base_url!r}"
             )
-        if not isinstance(auth, BasicAuth):
-            raise InvalidRequestError(f"auth must be a BasicAuth, got {type(auth).__name__}")
+        if not isinstance(auth, (BasicAuth, OAuth)):
+            raise InvalidRequestError(
+                f"auth must be a BasicAuth or an OAuth, got {type(auth).__name__}"
+            )
         if rate_limit is not None and not isinstance(rate_limit, RateLimit):
             raise InvalidRequestError(f"rate_limit must be a RateLimit or None, got {rate_limit!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -187,6 +197,7 @@ class CapillaryClient:
         self._session = session
         self._limiter: RateLimiter = limiter or InProcessRateLimiter()
         self._transport = transport
+        self._tokens: TokenCache | None = None  # with OAuth, once open
         self._opened = False
         self._closed = False
         self._fan_outs: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
@@ -196,7 +207,8 @@ class CapillaryClient:
         self.points = Points(self)
 
     def __repr__(self) -> str:
-        return f"CapillaryClient({self.base_url!r}, username={self._auth.username!r})"
+        who = f"username={self._auth.username!r}" if isinstance(self._auth, BasicAuth) else "OAuth"
+        return f"CapillaryClient({self.base_url!r}, {who})"
 
     @property
     def rate_limits(self) -> Mapping[str, RateLimit | None]:
@@ -208,18 +220,19 @@ class CapillaryClient:
             raise RuntimeError("this CapillaryClient is closed; create a new one")
         if self._transport is None:
             # Created here, inside the running loop, as aiohttp requires.
+            headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+            if isinstance(self._auth, BasicAuth):
+                headers["Authorization"] = self._auth.header
             self._transport = AiohttpTransport(
                 self.base_url,
-                headers={
-                    "Authorization": self._auth.header,
-                    "Accept": "application/json",
-                    "User-Agent": USER_AGENT,
-                },
+                headers=headers,
                 timeout=self._timeout,
                 max_connections=self._max_connections,
                 session=self._session,
                 max_response_bytes=self._max_response_bytes,
             )
+        if isinstance(self._auth, OAuth):
+            self._tokens = TokenCache(self._auth, self._transport.send)
         self._opened = True
         return self
 
@@ -242,6 +255,8 @@ class CapillaryClient:
         finally:
             try:
                 await self._limiter.aclose()
+                if self._tokens is not None:
+                    await self._tokens.aclose()
             finally:
                 if self._transport is not None:
                     await self._transport.aclose()
@@ -266,6 +281,8 @@ class CapillaryClient:
                 "CapillaryClient is not open: use 'async with CapillaryClient(...) as client'"
             )
         request = endpoint.request(query)
+        tokens = self._tokens
+        refreshed = False  # a 401 renews the OAuth token and re-sends once per call
         started = 0.0  # when the first attempt was sent: budgets count from there
         attempt = 0
         while True:
@@ -279,12 +296,25 @@ class CapillaryClient:
                 started = now
                 if self._budget is not None:
                     self._budget.record_call(now)
+            sent: ApiRequest | None = None
             try:
-                return await self._attempt(endpoint, request, transport, attempt)
+                sent = request if tokens is None else await tokens.authorize(request)
+                return await self._attempt(endpoint, sent, transport, attempt)
             except CapillaryError as exc:
+                if sent is None:  # no token could be had: nothing was sent
+                    self.stats.errors += 1
+                    raise
+                if tokens is not None and not refreshed and isinstance(exc, AuthenticationError):
+                    # Answered 401 before acting: renew the token and send once more.
+                    refreshed = True
+                    tokens.expire(sent)
+                    self.stats.retries += 1
+                    continue
                 delay = await self._retry_after_failure(endpoint, request, exc, attempt, started)
                 if delay is None:
                     self.stats.errors += 1
+                    if not endpoint.idempotent and maybe_applied(exc):
+                        raise _outcome_unknown(endpoint, query, request, exc) from exc
                     raise
                 self.stats.retries += 1
                 if delay:
@@ -385,3 +415,17 @@ class CapillaryClient:
                 "giving up" if delay is None else f"retrying in {delay:.3f}s",
             )
         return 0.0 if delay is not None and rate_limited else delay
+
+
+def _outcome_unknown(
+    endpoint: Endpoint[Any, Any], query: object, request: ApiRequest, error: CapillaryError
+) -> OutcomeUnknownError:
+    request_id = getattr(error, "request_id", None)
+    return OutcomeUnknownError(
+        f"{request.method} {endpoint.key} may have been applied, but no answer says so "
+        f"({type(error).__name__}: {error}); it was not re-sent: check before trying again",
+        request=query,
+        request_id=request_id if isinstance(request_id, str) else None,
+        method=request.method,
+        path=endpoint.key,
+    )

@@ -17,11 +17,26 @@ import orjson
 
 from . import errors
 from ._protocol import ApiRequest, Codes, Decoded, Envelope, RawResponse, V2Envelope, V11Envelope
-from .models import TransferCheck, TransferCheckRequest, ValidationCode, ValidationCodeRequest
+from .models import (
+    Identifier,
+    Redeemability,
+    RedeemabilityRequest,
+    RedeemRequest,
+    Redemption,
+    Transfer,
+    TransferCheck,
+    TransferCheckRequest,
+    TransferRequest,
+    ValidationCode,
+    ValidationCodeRequest,
+)
 
 __all__ = [
     "ENDPOINTS",
+    "IS_REDEEMABLE",
     "IS_TRANSFERRABLE",
+    "REDEEM",
+    "TRANSFER",
     "VALIDATION_CODE",
     "Endpoint",
     "canonical_key",
@@ -108,6 +123,10 @@ VALIDATION_CODE: Final = Endpoint(
 # --------------------------------------------------------------------------- isTransferrable
 
 
+def _no_params(_: object) -> Params:
+    return ()  # everything is in the body
+
+
 def _transfer_check_body(request: TransferCheckRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "pointsTobeTransferred": request.points,
@@ -131,7 +150,7 @@ IS_TRANSFERRABLE: Final = Endpoint(
     key="v2/points/isTransferrable",
     method="POST",
     envelope=V2Envelope(),
-    params=lambda _: (),  # everything is in the body
+    params=_no_params,
     body=_transfer_check_body,
     request_type=TransferCheckRequest,
     model=TransferCheck,
@@ -142,7 +161,134 @@ IS_TRANSFERRABLE: Final = Endpoint(
 )
 
 
-ENDPOINTS: Final[tuple[Endpoint[Any, Any], ...]] = (VALIDATION_CODE, IS_TRANSFERRABLE)
+# --------------------------------------------------------------------------- isredeemable
+
+# Answers that a redemption or transfer cannot go ahead for a reason the caller acts on
+# (points-v1.1 and points-v2 status code tables; OTP codes of the OTP API).
+_WRONG_CODE: Final = dict.fromkeys((808, 604, 605, 876, 9001), errors.InvalidValidationCodeError)
+_TOO_FEW_POINTS: Final = dict.fromkeys((803, 804, 805, 813, 818), errors.InsufficientPointsError)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _is_redeemable_params(request: RedeemabilityRequest) -> Params:
+    ident = request.identifier
+    params: Params = ((ident.type.value, ident.value), ("points", str(request.points)))
+    if request.program_id is not None:
+        params += (("program_id", str(request.program_id)),)
+    if request.validation_code is not None:
+        params += (("validation_code", request.validation_code),)
+    return (*params, ("issue_otp", _flag(request.issue_otp)), ("format", "json"))
+
+
+IS_REDEEMABLE: Final = Endpoint(
+    key="v1.1/points/isredeemable",
+    method="GET",
+    envelope=V11Envelope(("points", "redeemable")),
+    params=_is_redeemable_params,
+    body=None,
+    request_type=RedeemabilityRequest,
+    model=Redeemability,
+    # A check; with issue_otp it (re-)sends the OTP, which issuing again re-sends the same way.
+    idempotent=True,
+    codes={**_WRONG_CODE, **_TOO_FEW_POINTS},
+)
+
+
+# --------------------------------------------------------------------------- redeem
+
+
+def _v11_customer(identifier: Identifier) -> dict[str, str]:
+    return {identifier.type.value: identifier.value}
+
+
+def _redeem_params(request: RedeemRequest) -> Params:
+    if request.program_id is None:
+        return (("format", "json"),)
+    return (("program_id", str(request.program_id)), ("format", "json"))
+
+
+def _redeem_body(request: RedeemRequest) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "points_redeemed": request.points,
+        "customer": _v11_customer(request.identifier),
+        "validation_code": request.validation_code,
+    }
+    if request.transaction_number is not None:
+        item["transaction_number"] = request.transaction_number
+    if request.notes is not None:
+        item["notes"] = request.notes
+    return {"root": {"redeem": [item]}}
+
+
+REDEEM: Final = Endpoint(
+    key="v1.1/points/redeem",
+    method="POST",
+    envelope=V11Envelope(("responses", "points")),
+    params=_redeem_params,
+    body=_redeem_body,
+    request_type=RedeemRequest,
+    model=Redemption,
+    idempotent=False,  # it takes points from the customer
+    codes={**_WRONG_CODE, **_TOO_FEW_POINTS},
+)
+
+
+# --------------------------------------------------------------------------- transfer
+
+
+def _transfer_body(request: TransferRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"pointsTobeTransferred": request.points}
+    if request.program_id is not None:
+        body["programId"] = request.program_id
+    body["fromCustomerIdentifier"] = {
+        "type": request.from_customer.type.v2_type,
+        "value": request.from_customer.value,
+    }
+    body["toCustomerIdentifier"] = {
+        "type": request.to_customer.type.v2_type,
+        "value": request.to_customer.value,
+    }
+    if request.code is not None:
+        body["code"] = request.code
+    if request.notes is not None:
+        body["notes"] = request.notes
+    return body
+
+
+TRANSFER: Final = Endpoint(
+    key="v2/points/transfer",
+    method="POST",
+    envelope=V2Envelope(),
+    params=_no_params,
+    body=_transfer_body,
+    request_type=TransferRequest,
+    model=Transfer,
+    idempotent=False,  # it moves points between customers
+    codes={
+        **_WRONG_CODE,
+        **_TOO_FEW_POINTS,
+        # API-NOTES.md: 422 "invalid points"; the client refuses every malformed amount
+        # before sending, so what is left is more than the customer can transfer.
+        422: errors.InsufficientPointsError,
+        419: errors.InvalidIdentifierError,  # a merged customer: use the surviving one
+        901: errors.TransferNotAllowedError,
+        903: errors.TransferNotAllowedError,
+        904: errors.TransferNotAllowedError,
+        3316: errors.GroupTransferMismatchError,
+    },
+)
+
+
+ENDPOINTS: Final[tuple[Endpoint[Any, Any], ...]] = (
+    VALIDATION_CODE,
+    IS_TRANSFERRABLE,
+    IS_REDEEMABLE,
+    REDEEM,
+    TRANSFER,
+)
 
 _BY_NAME: Final[Mapping[str, Endpoint[Any, Any]]] = {
     name: endpoint for endpoint in ENDPOINTS for name in (endpoint.key, *endpoint.aliases)

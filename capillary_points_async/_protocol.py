@@ -99,7 +99,8 @@ class ApiRequest:
     """One HTTP request, ready for a transport.
 
     ``key`` names the endpoint for rate limiting and logs; ``path`` is relative to the base
-    URL; ``body`` is already-encoded JSON.
+    URL; ``body`` is already-encoded JSON; ``headers`` are this request's own, sent on top of
+    the transport's (an OAuth token): a transport must send them.
     """
 
     method: str
@@ -107,6 +108,7 @@ class ApiRequest:
     path: str
     params: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
+    headers: tuple[tuple[str, str], ...] = attrs.field(default=(), repr=False)
 
 
 @attrs.frozen(slots=True)

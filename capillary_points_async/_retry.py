@@ -24,7 +24,13 @@ from .errors import (
     TransportError,
 )
 
-__all__ = ["RetryBudget", "RetryPolicy", "provably_not_applied", "retry_delay"]
+__all__ = [
+    "RetryBudget",
+    "RetryPolicy",
+    "maybe_applied",
+    "provably_not_applied",
+    "retry_delay",
+]
 
 
 _seconds = number_field("RetryPolicy", unit="of seconds")
@@ -142,6 +148,14 @@ def provably_not_applied(error: CapillaryError) -> bool:
     return isinstance(error, RateLimitedError) or (
         isinstance(error, ServerError) and error.code == 521
     )
+
+
+def maybe_applied(error: CapillaryError) -> bool:
+    """Whether the server may have acted on a request that failed with ``error``: anything
+    but an answer (a refusal or an error code says it did not) or a proof that it did not."""
+    if provably_not_applied(error):
+        return False
+    return not isinstance(error, APIError) or isinstance(error, ServerError)
 
 
 def retry_delay(

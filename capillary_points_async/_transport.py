@@ -91,7 +91,7 @@ class AiohttpTransport:
                 url,
                 params=request.params or None,
                 data=request.body,
-                headers=self._json_headers if request.body is not None else self._headers,
+                headers=self._headers_for(request),
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
@@ -111,6 +111,10 @@ class AiohttpTransport:
                 # Refused, DNS or TLS: no connection, so nothing was written to the server.
                 connect_failed=isinstance(exc, aiohttp.ClientConnectorError),
             ) from exc
+
+    def _headers_for(self, request: ApiRequest) -> dict[str, str]:
+        headers = self._json_headers if request.body is not None else self._headers
+        return {**headers, **dict(request.headers)} if request.headers else headers
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole body, read chunk by chunk so that reading stops at ``max_response_bytes``

@@ -5,15 +5,19 @@ Everything the client raises on purpose derives from :class:`CapillaryError`::
     CapillaryError
      +-- InvalidRequestError (ValueError)  bad arguments; nothing was sent
      +-- TransportError                   connection failed, reset, or timed out
+     |    +-- OutcomeUnknownError         redeem/transfer may have been applied: check first
      +-- ResponseDecodeError              body is not JSON, or not the documented shape
      +-- APIError                         .status .code .message .request_id .retry_after .retryable
-          +-- AuthenticationError         HTTP 401, envelope code 401
+          +-- AuthenticationError         HTTP 401, envelope code 401, a failed OAuth token
           +-- RateLimitedError            HTTP 429, v1.1 code 517
           +-- ServerError                 HTTP 5xx, v2 code 521 (retryable)
           +-- CustomerNotFoundError       816 (v1.1), 8015 (v2)
           +-- InvalidProgramError         885
-          +-- InvalidIdentifierError      8013, 802, 434
+          +-- InvalidIdentifierError      8013, 802, 434, 419 (a merged customer)
           +-- GroupTransferMismatchError  3316
+          +-- InvalidValidationCodeError  808; OTP codes 604, 605, 876, 9001
+          +-- InsufficientPointsError     803, 804, 805, 813, 818; transfer 422
+          +-- TransferNotAllowedError     901 not eligible, 903 limit exceeded, 904 locked
 
 The Redis-backed limiter adds ``RateLimiterUnavailableError`` and ``RateLimiterTimeoutError``
 (both ``CapillaryError``) in :mod:`capillary_points_async.redis`.
@@ -33,12 +37,16 @@ __all__ = [
     "CapillaryError",
     "CustomerNotFoundError",
     "GroupTransferMismatchError",
+    "InsufficientPointsError",
     "InvalidIdentifierError",
     "InvalidProgramError",
     "InvalidRequestError",
+    "InvalidValidationCodeError",
+    "OutcomeUnknownError",
     "RateLimitedError",
     "ResponseDecodeError",
     "ServerError",
+    "TransferNotAllowedError",
     "TransportError",
 ]
 
@@ -72,6 +80,37 @@ class TransportError(CapillaryError):
         self.method = method
         self.path = path
         self.connect_failed = connect_failed
+
+
+class OutcomeUnknownError(TransportError):
+    """A call that moves points (redeem, transfer) may have been applied, but no answer says
+    so: a timeout or reset after the request was sent, a 5xx or gateway page, or an answer
+    that could not be read. It is never re-sent: a duplicate redemption is worse than an
+    error. Check the customer's points (or your own records) before trying again.
+
+    Attributes:
+        request: the request object of the call (``RedeemRequest``, ``TransferRequest``).
+        request_id: Capillary's ``X-Cap-Requestid`` when an answer carried one, else None.
+    """
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: object,
+        request_id: str | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(message, method=method, path=path)
+        self.request = request
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text} (request id {self.request_id})" if self.request_id else text
 
 
 class ResponseDecodeError(CapillaryError):
@@ -181,3 +220,18 @@ class InvalidIdentifierError(APIError):
 
 class GroupTransferMismatchError(APIError):
     """A group-program transfer was asked for a program that is not a group program (3316)."""
+
+
+class InvalidValidationCodeError(APIError):
+    """The validation code (OTP) is wrong, expired or already used (808; the OTP answers
+    604, 605, 876 and 9001). Issue a new code; re-sending the same one cannot succeed."""
+
+
+class InsufficientPointsError(APIError):
+    """The customer has fewer redeemable or transferable points than asked for (803, 804,
+    805, 813, 818; 422 from transfer)."""
+
+
+class TransferNotAllowedError(APIError):
+    """The program's rules refuse this transfer: the customer is not eligible (901), a
+    transfer limit is exceeded (903), or the points are locked (904)."""

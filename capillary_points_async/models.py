@@ -33,8 +33,18 @@ __all__ = [
     "Outcome",
     "Profile",
     "ProfileIdentifier",
+    "ProgramDeduction",
+    "RedeemRequest",
+    "Redeemability",
+    "RedeemabilityRequest",
+    "Redemption",
+    "RedemptionEffect",
+    "RedemptionEffects",
+    "Transfer",
     "TransferCheck",
     "TransferCheckRequest",
+    "TransferParty",
+    "TransferRequest",
     "ValidationCode",
     "ValidationCodeRequest",
 ]
@@ -44,18 +54,18 @@ __all__ = [
 WIRE: Final = "capillary_points_async.wire"
 
 
-def _wire(name: str, **kwargs: Any) -> Any:
-    """An attrs field whose JSON key is ``name``."""
-    return attrs.field(metadata={WIRE: name}, **kwargs)
+def _wire(name: str) -> dict[str, str]:
+    """Field metadata: the field's JSON key is ``name``."""
+    return {WIRE: name}
 
 
-def _request_id() -> Any:
-    # Not in the item: the decoder hands the X-Cap-Requestid header over under this key.
-    return _wire("request_id", default=None)
+# Not in the item: the decoder hands the X-Cap-Requestid header over under this key.
+_REQUEST_ID = _wire("request_id")
 
 
 # pointsTobeTransferred and the v1.1 points parameter are int32 in Capillary's definitions.
 _INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
 
 
 # --------------------------------------------------------------------------- requests
@@ -158,6 +168,24 @@ def _program_id(value: object) -> int | None:
     return whole_number(value, "program_id (or None)", maximum=_INT32_MAX)
 
 
+def _program_id64(value: object) -> int | None:
+    # isredeemable, redeem and transfer type the program id int64.
+    if value is None:
+        return None
+    return whole_number(value, "program_id (or None)", maximum=_INT64_MAX)
+
+
+def _check_text(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # None means "not given"; an empty string is refused rather than left out of the
+    # request, since what a caller hands in is never dropped silently.
+    if value is None and attribute.default is None:
+        return
+    if not isinstance(value, str) or not value.strip() or len(value) > 255:
+        raise InvalidRequestError(
+            f"{attribute.name} must be a non-empty string of at most 255 characters, got {value!r}"
+        )
+
+
 def _check_identifier(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Identifier):
         raise InvalidRequestError(
@@ -189,6 +217,46 @@ class TransferCheckRequest:
     program_id: int | None = attrs.field(default=None, converter=_program_id)
     group_program_transfer: bool = attrs.field(default=False, validator=_check_flag)
     issue_otp: bool = attrs.field(default=False, validator=_check_flag)
+
+    def __attrs_post_init__(self) -> None:
+        if self.from_customer == self.to_customer:
+            # Capillary answers 418 "from and to customer are the same"; say it before sending.
+            raise InvalidRequestError("from_customer and to_customer are the same identifier")
+
+
+@attrs.frozen
+class RedeemabilityRequest:
+    """Arguments of :meth:`Points.is_redeemable`, for :meth:`Points.is_redeemable_many`."""
+
+    identifier: Identifier = attrs.field(validator=_check_identifier)
+    points: int = attrs.field(converter=_points)
+    program_id: int | None = attrs.field(default=None, kw_only=True, converter=_program_id64)
+    validation_code: str | None = attrs.field(default=None, kw_only=True, validator=_check_text)
+    issue_otp: bool = attrs.field(default=False, kw_only=True, validator=_check_flag)
+
+
+@attrs.frozen
+class RedeemRequest:
+    """Arguments of :meth:`Points.redeem`, for :meth:`Points.redeem_many`."""
+
+    identifier: Identifier = attrs.field(validator=_check_identifier)
+    points: int = attrs.field(kw_only=True, converter=_points)
+    validation_code: str = attrs.field(kw_only=True, validator=_check_text)
+    transaction_number: str | None = attrs.field(default=None, kw_only=True, validator=_check_text)
+    program_id: int | None = attrs.field(default=None, kw_only=True, converter=_program_id64)
+    notes: str | None = attrs.field(default=None, kw_only=True, validator=_check_text)
+
+
+@attrs.frozen(kw_only=True)
+class TransferRequest:
+    """Arguments of :meth:`Points.transfer`, for :meth:`Points.transfer_many`."""
+
+    from_customer: Identifier = attrs.field(validator=_check_identifier)
+    to_customer: Identifier = attrs.field(validator=_check_identifier)
+    points: int = attrs.field(converter=_points)
+    program_id: int | None = attrs.field(default=None, converter=_program_id64)
+    code: str | None = attrs.field(default=None, validator=_check_text)
+    notes: str | None = attrs.field(default=None, validator=_check_text)
 
     def __attrs_post_init__(self) -> None:
         if self.from_customer == self.to_customer:
@@ -230,7 +298,7 @@ class ValidationCode:
     external_id: str | None = None
     user_id: str | None = None
     points: int | None = None
-    request_id: str | None = _request_id()
+    request_id: str | None = attrs.field(default=None, metadata=_REQUEST_ID)
 
 
 @attrs.frozen(kw_only=True)
@@ -328,11 +396,165 @@ class TransferCheck:
     """
 
     transferrable: bool
-    points: float = _wire("pointsTobeTransferred")
+    points: float = attrs.field(metadata=_wire("pointsTobeTransferred"))
     transfer_from: Customer
     transfer_to: Customer
     warnings: tuple[Any, ...] = ()
-    request_id: str | None = _request_id()
+    request_id: str | None = attrs.field(default=None, metadata=_REQUEST_ID)
+
+
+@attrs.frozen(kw_only=True)
+class Redeemability:
+    """Whether a customer can redeem points now (``response.points.redeemable``).
+
+    Attributes:
+        redeemable: Capillary's verdict (``is_redeemable``).
+        points: the points asked about, as echoed.
+        points_redeem_value: what the points are worth in the org's currency.
+        points_redeem_local_value: the same in the store's local currency.
+        input_type: ``points`` (or ``currency`` when asked in currency).
+        points_currency_ratio: points per currency unit.
+        mobile, email, external_id: the customer's identifiers as echoed.
+        item_status: Capillary's item outcome (800 "Points can be redeemed").
+        request_id: the ``X-Cap-Requestid`` response header.
+    """
+
+    _wire_case: ClassVar[str] = "snake"
+
+    redeemable: bool = attrs.field(metadata=_wire("is_redeemable"))
+    item_status: ItemStatus
+    points: int | None = None
+    points_redeem_value: float | None = None
+    points_redeem_local_value: float | None = None
+    input_type: str | None = None
+    points_currency_ratio: float | None = None
+    mobile: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+    request_id: str | None = attrs.field(default=None, metadata=_REQUEST_ID)
+
+
+@attrs.frozen(kw_only=True)
+class RedemptionEffect:
+    """One side effect of a redemption (``side_effects.effect[]``): the points entry it made."""
+
+    _wire_case: ClassVar[str] = "snake"
+
+    id: int | None = None
+    type: str | None = None
+    num_points: float | None = None
+    currency_value: float | None = None
+    validation_code: str | None = None
+    points_redemption_summary_id: str | None = None
+    redeemed_on_bill_number: str | None = None
+    redeemed_on_bill_id: int | None = None
+    case_value: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RedemptionEffects:
+    """``side_effects`` of a redemption."""
+
+    _wire_case: ClassVar[str] = "snake"
+
+    effect: tuple[RedemptionEffect, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class Redemption:
+    """Points redeemed (``response.responses.points``).
+
+    Attributes:
+        redemption_id: Capillary's id of the redemption.
+        points_redeemed: the points taken from the customer.
+        redeemed_value, redeemed_local_value: what they were worth (org and local currency).
+        balance: the customer's redeemable points after the redemption.
+        redemption_purpose: as recorded (often empty).
+        side_effects: the points entries made, with the validation code quoted.
+        mobile, email, external_id, user_id: the customer as echoed.
+        item_status: Capillary's item outcome (800 "Points Redeemed").
+        request_id: the ``X-Cap-Requestid`` response header.
+    """
+
+    _wire_case: ClassVar[str] = "snake"
+
+    item_status: ItemStatus
+    redemption_id: str | None = None
+    points_redeemed: int | None = None
+    redeemed_value: float | None = None
+    redeemed_local_value: float | None = None
+    balance: float | None = None
+    redemption_purpose: str | None = None
+    side_effects: RedemptionEffects | None = None
+    mobile: str | None = None
+    email: str | None = None
+    external_id: str | None = None
+    user_id: str | None = None
+    request_id: str | None = attrs.field(default=None, metadata=_REQUEST_ID)
+
+
+@attrs.frozen(kw_only=True)
+class TransferParty:
+    """One side of a transfer (``transferredFrom``/``transferredTo``)."""
+
+    user_id: int | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ProgramDeduction:
+    """What a transfer took from one earning program
+    (``pointsTransferBreakupByEarningPrograms[]``)."""
+
+    program_id: int | None = None
+    deducted_points: float | None = None
+    program_current_points: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Transfer:
+    """Points moved from one customer to another (``data[0]`` of an HTTP 201).
+
+    Attributes:
+        points_transferred: the points the receiver got.
+        deducted_points: the points taken from the sender, summed over ``breakup``.
+        breakup: the deduction per earning program, with each program's balance after it.
+        transfer_id, transfer_type: Capillary's id and kind (``DEDUCTION``) of the transfer.
+        transferred_at: when it happened (``pointsTransferDateISO``); ``points_transfer_date``
+            is the same moment as the cluster's local ``YYYY-MM-DD HH:MM:SS`` text.
+        transferred_from, transferred_to: the two customers, with their user ids.
+        from_entity_id, from_entity_type, to_entity_id, to_entity_type: the same as entities.
+        notes, program_name: as recorded.
+        warnings: the envelope's ``warnings``, as sent.
+        request_id: the ``X-Cap-Requestid`` response header.
+    """
+
+    points_transferred: float
+    transfer_id: int | None = None
+    transfer_type: str | None = None
+    transferred_at: datetime | None = attrs.field(
+        default=None, metadata=_wire("pointsTransferDateISO")
+    )
+    points_transfer_date: str | None = None
+    transferred_from: TransferParty | None = None
+    transferred_to: TransferParty | None = None
+    from_entity_id: int | None = None
+    from_entity_type: str | None = None
+    to_entity_id: int | None = None
+    to_entity_type: str | None = None
+    notes: str | None = None
+    program_name: str | None = None
+    breakup: tuple[ProgramDeduction, ...] = attrs.field(
+        default=(), metadata=_wire("pointsTransferBreakupByEarningPrograms")
+    )
+    warnings: tuple[Any, ...] = ()
+    request_id: str | None = attrs.field(default=None, metadata=_REQUEST_ID)
+
+    @property
+    def deducted_points(self) -> float:
+        """The points taken from the sender: the sum of ``breakup``."""
+        return sum(part.deducted_points or 0.0 for part in self.breakup)
 
 
 RequestT = TypeVar("RequestT")

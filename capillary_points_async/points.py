@@ -3,10 +3,19 @@
 * :meth:`Points.issue_validation_code`: ``GET v1.1/points/validationcode``, the OTP a
   customer must quote before points are redeemed. Issuing again within the org's validity
   period re-sends the same code, so a retried call is safe.
+* :meth:`Points.is_redeemable`: ``GET v1.1/points/isredeemable``, whether a customer can
+  redeem points now (optionally issuing the code).
+* :meth:`Points.redeem`: ``POST v1.1/points/redeem``, redeem points quoting the code.
 * :meth:`Points.is_transferrable`: ``POST v2/points/isTransferrable``, whether points can move
   from one customer to another (needs the org config ``ALLOW_POINTS_TRANSFER``).
+* :meth:`Points.transfer`: ``POST v2/points/transfer``, move them.
 
 Each has a ``*_many`` twin for bulk runs that yields one :class:`Outcome` per input.
+
+redeem and transfer move points: they are never sent twice. The client re-sends them only
+when the server provably did not act (no connection, a 429, v2's 521, a 401 before an OAuth
+refresh); when it may have acted but no answer says so, the call raises
+:class:`OutcomeUnknownError`: check before you retry.
 """
 
 from __future__ import annotations
@@ -16,14 +25,27 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterab
 from typing import TYPE_CHECKING, TypeVar
 
 from ._bulk import CallTrace, fan_out
-from ._endpoints import IS_TRANSFERRABLE, VALIDATION_CODE, Endpoint
+from ._endpoints import (
+    IS_REDEEMABLE,
+    IS_TRANSFERRABLE,
+    REDEEM,
+    TRANSFER,
+    VALIDATION_CODE,
+    Endpoint,
+)
 from ._validate import whole_number
 from .errors import CapillaryError, InvalidRequestError
 from .models import (
     Identifier,
     Outcome,
+    Redeemability,
+    RedeemabilityRequest,
+    RedeemRequest,
+    Redemption,
+    Transfer,
     TransferCheck,
     TransferCheckRequest,
+    TransferRequest,
     ValidationCode,
     ValidationCodeRequest,
 )
@@ -105,6 +127,123 @@ class Points:
         )
         return await self._client._call(IS_TRANSFERRABLE, request)
 
+    async def is_redeemable(
+        self,
+        identifier: Identifier,
+        points: int,
+        *,
+        program_id: int | None = None,
+        validation_code: str | None = None,
+        issue_otp: bool = False,
+    ) -> Redeemability:
+        """Check whether a customer can redeem ``points`` now.
+
+        Args:
+            identifier: the customer.
+            points: a positive whole number.
+            program_id: the loyalty program; the org's default when None.
+            validation_code: a code already issued, to check it as well.
+            issue_otp: also issue the validation code when the points are redeemable.
+
+        Returns:
+            The verdict (``redeemable``), what the points are worth and Capillary's item
+            status. Sent again safely: it moves nothing.
+
+        Raises:
+            InvalidRequestError: bad arguments; nothing was sent.
+            InsufficientPointsError, InvalidValidationCodeError, CustomerNotFoundError, other
+            APIError, TransportError.
+        """
+        request = RedeemabilityRequest(
+            identifier,
+            points,
+            program_id=program_id,
+            validation_code=validation_code,
+            issue_otp=issue_otp,
+        )
+        return await self._client._call(IS_REDEEMABLE, request)
+
+    async def redeem(
+        self,
+        identifier: Identifier,
+        *,
+        points: int,
+        validation_code: str,
+        transaction_number: str | None = None,
+        program_id: int | None = None,
+        notes: str | None = None,
+    ) -> Redemption:
+        """Redeem a customer's points, quoting the validation code the customer received.
+
+        Args:
+            identifier: the customer.
+            points: a positive whole number.
+            validation_code: the code from :meth:`issue_validation_code` (or
+                :meth:`is_redeemable` with ``issue_otp``); a code is consumed by the call that
+                uses it.
+            transaction_number: the bill the points are redeemed on.
+            program_id: the loyalty program; the org's default when None.
+            notes: recorded with the redemption.
+
+        Returns:
+            The redemption: ``redemption_id``, ``points_redeemed``, the ``balance`` after it.
+
+        Raises:
+            InvalidRequestError: bad arguments; nothing was sent.
+            OutcomeUnknownError: it may have been applied (timeout or reset after sending, a
+                5xx, an unreadable answer); it was not re-sent. Check before trying again.
+            InvalidValidationCodeError (808), InsufficientPointsError, CustomerNotFoundError,
+            other APIError, TransportError (nothing reached Capillary).
+        """
+        request = RedeemRequest(
+            identifier,
+            points=points,
+            validation_code=validation_code,
+            transaction_number=transaction_number,
+            program_id=program_id,
+            notes=notes,
+        )
+        return await self._client._call(REDEEM, request)
+
+    async def transfer(
+        self,
+        *,
+        from_customer: Identifier,
+        to_customer: Identifier,
+        points: int,
+        program_id: int | None = None,
+        code: str | None = None,
+        notes: str | None = None,
+    ) -> Transfer:
+        """Move ``points`` from one customer to another (Capillary answers HTTP 201).
+
+        Args:
+            from_customer, to_customer: the two customers.
+            points: a positive whole number.
+            program_id: the loyalty program; the org's default when None.
+            code: the OTP the sender received, when the org asks for one (issued by
+                :meth:`is_transferrable` with ``issue_otp=True``).
+            notes: recorded with the transfer.
+
+        Returns:
+            The transfer: ``points_transferred``, ``deducted_points`` and their breakup.
+
+        Raises:
+            InvalidRequestError: bad arguments; nothing was sent.
+            OutcomeUnknownError: it may have been applied; it was not re-sent. Check first.
+            InvalidValidationCodeError, InsufficientPointsError, TransferNotAllowedError
+            (901, 903, 904), CustomerNotFoundError, other APIError, TransportError.
+        """
+        request = TransferRequest(
+            from_customer=from_customer,
+            to_customer=to_customer,
+            points=points,
+            program_id=program_id,
+            code=code,
+            notes=notes,
+        )
+        return await self._client._call(TRANSFER, request)
+
     def issue_validation_code_many(
         self,
         requests: Iterable[ValidationCodeRequest] | AsyncIterable[ValidationCodeRequest],
@@ -134,6 +273,40 @@ class Points:
         the iterator is collected (closing the client does it too).
         """
         return self._many(IS_TRANSFERRABLE, requests, concurrency, ordered)
+
+    def is_redeemable_many(
+        self,
+        requests: Iterable[RedeemabilityRequest] | AsyncIterable[RedeemabilityRequest],
+        *,
+        concurrency: int = 64,
+        ordered: bool = False,
+    ) -> AsyncIterator[Outcome[RedeemabilityRequest, Redeemability]]:
+        """Check redeemability for many customers; see :meth:`is_transferrable_many`."""
+        return self._many(IS_REDEEMABLE, requests, concurrency, ordered)
+
+    def redeem_many(
+        self,
+        requests: Iterable[RedeemRequest] | AsyncIterable[RedeemRequest],
+        *,
+        concurrency: int = 64,
+        ordered: bool = False,
+    ) -> AsyncIterator[Outcome[RedeemRequest, Redemption]]:
+        """Redeem for many customers; see :meth:`is_transferrable_many`. An input whose
+        outcome is :class:`OutcomeUnknownError` may have been redeemed: check it before
+        feeding it again."""
+        return self._many(REDEEM, requests, concurrency, ordered)
+
+    def transfer_many(
+        self,
+        requests: Iterable[TransferRequest] | AsyncIterable[TransferRequest],
+        *,
+        concurrency: int = 64,
+        ordered: bool = False,
+    ) -> AsyncIterator[Outcome[TransferRequest, Transfer]]:
+        """Run many transfers; see :meth:`is_transferrable_many`. An input whose outcome is
+        :class:`OutcomeUnknownError` may have been transferred: check it before feeding it
+        again."""
+        return self._many(TRANSFER, requests, concurrency, ordered)
 
     def _many(
         self,

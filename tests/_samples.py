@@ -18,6 +18,13 @@ SAMPLES = Path(__file__).parent / "samples"
 
 VALIDATION_CODE_SAMPLES = ("validationcode_page_200.json", "validationcode_openapi_200.json")
 TRANSFER_CHECK_SAMPLES = ("istransferrable_page_200.json", "istransferrable_openapi_200.json")
+REDEEMABILITY_SAMPLES = ("isredeemable_openapi_200.json", "isredeemable_openapi_schema_200.json")
+REDEMPTION_SAMPLES = ("redeem_openapi_200.json", "redeem_openapi_schema_200.json")
+TRANSFER_SAMPLES = (
+    "transfer_openapi_201.json",
+    "transfer_openapi_201_mobile.json",
+    "transfer_openapi_schema_201.json",
+)
 
 
 def sample_bytes(name: str) -> bytes:

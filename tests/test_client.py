@@ -324,7 +324,7 @@ async def test_bad_arguments_raise_before_any_io(server: ScriptedServer) -> None
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"endpoint_rate_limits": {"v2/points/transfer": RateLimit(1)}},
+        {"endpoint_rate_limits": {"v2/points/transferAll": RateLimit(1)}},
         {"rate_limit": 1000},
         {"timeout": 0},
         {"max_connections": 0},

@@ -26,10 +26,20 @@ from capillary_points_async._converter import (
     structure,
     wire_names,
 )
-from capillary_points_async._endpoints import IS_TRANSFERRABLE, VALIDATION_CODE, Endpoint
+from capillary_points_async._endpoints import (
+    IS_REDEEMABLE,
+    IS_TRANSFERRABLE,
+    REDEEM,
+    TRANSFER,
+    VALIDATION_CODE,
+    Endpoint,
+)
 
 from ._samples import (
+    REDEEMABILITY_SAMPLES,
+    REDEMPTION_SAMPLES,
     TRANSFER_CHECK_SAMPLES,
+    TRANSFER_SAMPLES,
     VALIDATION_CODE_SAMPLES,
     raw_response,
     sample_bytes,
@@ -451,7 +461,10 @@ def dropped(obj: Any, wire: dict[str, Any], path: str) -> list[str]:
 @pytest.mark.parametrize(
     ("endpoint", "name"),
     [(VALIDATION_CODE, name) for name in VALIDATION_CODE_SAMPLES]
-    + [(IS_TRANSFERRABLE, name) for name in TRANSFER_CHECK_SAMPLES],
+    + [(IS_TRANSFERRABLE, name) for name in TRANSFER_CHECK_SAMPLES]
+    + [(IS_REDEEMABLE, name) for name in REDEEMABILITY_SAMPLES]
+    + [(REDEEM, name) for name in REDEMPTION_SAMPLES]
+    + [(TRANSFER, name) for name in TRANSFER_SAMPLES],
 )
 def test_every_model_keeps_every_value_of_its_doc_sample(
     endpoint: Endpoint[Any, Any], name: str

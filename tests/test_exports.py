@@ -16,12 +16,16 @@ from capillary_points_async import (
     CapillaryError,
     CustomerNotFoundError,
     GroupTransferMismatchError,
+    InsufficientPointsError,
     InvalidIdentifierError,
     InvalidProgramError,
     InvalidRequestError,
+    InvalidValidationCodeError,
+    OutcomeUnknownError,
     RateLimitedError,
     ResponseDecodeError,
     ServerError,
+    TransferNotAllowedError,
     TransportError,
     errors,
 )
@@ -52,9 +56,20 @@ CONTRACT = [
     "InvalidProgramError",
     "InvalidIdentifierError",
     "GroupTransferMismatchError",
+    # "The rest of the two flows"
+    "OAuth",
+    "Redeemability",
+    "Redemption",
+    "Transfer",
+    "RedeemabilityRequest",
+    "RedeemRequest",
+    "TransferRequest",
+    "OutcomeUnknownError",
+    "InvalidValidationCodeError",
+    "InsufficientPointsError",
 ]
 
-# DESIGN.md, "Errors": each class and its parent.
+# DESIGN.md, "Errors" and "The rest of the two flows": each class and its parent.
 TREE = [
     (InvalidRequestError, CapillaryError),
     (TransportError, CapillaryError),
@@ -67,6 +82,10 @@ TREE = [
     (InvalidProgramError, APIError),
     (InvalidIdentifierError, APIError),
     (GroupTransferMismatchError, APIError),
+    (OutcomeUnknownError, TransportError),
+    (InvalidValidationCodeError, APIError),
+    (InsufficientPointsError, APIError),
+    (TransferNotAllowedError, APIError),
 ]
 
 PACKAGE = capillary_points_async.__name__
