@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -66,6 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test that would reach a real Capillary host (``--region eu`` with credentials)
     fails at name resolution instead of going to the internet."""
+    loopback_only(monkeypatch)
+
+
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make name resolution in this process refuse any host but loopback."""
     resolve = socket.getaddrinfo
 
     def loopback(host: Any, *args: Any, **kwargs: Any) -> Any:
@@ -133,6 +140,43 @@ def wait_until(
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=0.02)
             pytest.fail(f"{what}: the process exited first, with status {process.returncode}")
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def sandbox_command(
+    *args: str, port: int | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """``capillary-points sandbox ARGS`` in a subprocess, on ``port`` or else a free one
+    (replacing any ``--port`` in ARGS); yields it and its port once it listens, and kills it at
+    the end if it still runs."""
+    argv = list(args)
+    port = free_port() if port is None else port
+    if "--port" in argv:
+        argv[argv.index("--port") + 1] = str(port)
+    else:
+        argv += ["--port", str(port)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "capillary_points_async.cli", "sandbox", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        wait_until(lambda: listening(port), process, f"the sandbox listens on port {port}")
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
 
 
 def free_port() -> int:

@@ -3,45 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from .conftest import Result, free_port, wait_until
+from .conftest import Result, sandbox_command
 
 Cli = Callable[..., Result]
 
 
-def answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def sandbox_process() -> Iterator[tuple[subprocess.Popen[str], int]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "capillary_points_async.cli", "sandbox", "--port", str(port),
-         "--customers", "5", "--rate-limit", "100/1s"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
-        wait_until(lambda: answers(port), process, f"the sandbox listens on port {port}")
-        yield process, port
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
+    with sandbox_command("--customers", "5", "--rate-limit", "100/1s") as started:
+        yield started
 
 
 def test_sandbox_serves_until_terminated(
