@@ -12,10 +12,16 @@ arguments to ``FakeCapillary``; ``username`` and ``password`` given there are al
 The fixtures are async and need pytest-asyncio. Without it the plugin still loads, so that
 installing this library never breaks anyone's test run, and the fixtures fail with a message
 saying what is missing. Everything else is imported lazily, for the same reason.
+
+A test using them must be an asyncio test: ``@pytest.mark.asyncio`` in pytest-asyncio's default
+strict mode. The plugin does not add that mark itself (a plugin that changes how tests it does
+not own are run would surprise); a test that lacks it fails with a message saying what to add,
+rather than pytest's "async def functions are not natively supported".
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -33,6 +39,7 @@ else:
     HAVE_PYTEST_ASYNCIO = True
 
 MARKER = "fake_capillary"
+FIXTURES = frozenset({"fake_capillary", "capillary_client"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,6 +54,24 @@ def _sandbox_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 if HAVE_PYTEST_ASYNCIO:
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(item: pytest.Item) -> None:
+        """Fail an ``async def`` test that uses the fixtures but is no asyncio test, before
+        they start, with what to do about it."""
+        used = sorted(FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if (
+            used
+            and isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(item.obj)
+            and not pytest_asyncio.is_async_test(item)
+        ):
+            pytest.fail(
+                f"{item.name} uses {' and '.join(used)}, async fixtures, but is not an asyncio "
+                "test: mark it @pytest.mark.asyncio (pytest-asyncio's default mode is strict), "
+                'or set asyncio_mode = "auto"',
+                pytrace=False,
+            )
 
     @pytest_asyncio.fixture
     async def fake_capillary(request: pytest.FixtureRequest) -> AsyncIterator[FakeCapillary]:
