@@ -42,18 +42,28 @@ Semantics
   every process slows down together, and a burst of
   429s reported by several processes cuts once.
 * **Cancellation.** A caller cancelled while sleeping for its reserved slot loses the slot: it
-  stays spent, which can only make the aggregate rate lower, never higher.
+  stays spent, which can only make the aggregate rate lower, never higher. A caller whose
+  cooldown check before its slot fails (Redis went away meanwhile) keeps the slot.
 * **Bounded state.** Each write sets a PEXPIRE equal to the state's horizon (the bucket's
   theoretical arrival time, the cooldown's deadline); once it has passed, a missing key means
   exactly the same as the stored one, so nothing is lost and nothing accumulates. Eviction
   would lose state early (all these keys carry a TTL, so ``volatile-*`` policies pick them
   first): use a Redis that does not evict, such as the default ``maxmemory-policy noeviction``.
-* **Failures.** An unreachable or failing Redis raises :class:`RateLimiterUnavailableError`.
-  With ``fallback=True`` the limiter instead logs one warning and uses an
+* **Failures.** A Redis outage delays requests rather than failing them. The first failed
+  round trip logs a warning and starts one probe per process, which pings Redis with capped
+  exponential backoff and full jitter (from 50 ms, doubling, up to 2 s between pings); every
+  acquire and cooldown of the process waits for that probe instead of trying Redis itself, and
+  carries on in the shared bucket once Redis answers. An acquire still waiting when its
+  ``acquire_timeout`` has passed raises :class:`RateLimiterUnavailableError`, naming the last
+  error; with ``acquire_timeout=None`` it waits for Redis as it would for a long queue.
+  With ``fallback=True`` the limiter instead logs one warning and switches at once to an
   :class:`~capillary_points_async.InProcessRateLimiter` (each process then enforces the quota on
-  its own) until Redis answers again. Every Redis round trip is bounded by ``command_timeout``
-  and a whole acquire by ``acquire_timeout`` (:class:`RateLimiterTimeoutError`), so nothing
-  waits forever. The Redis URL's password never appears in a log line, message or ``repr``.
+  its own), trying Redis again every ``fallback_recheck`` seconds. When Redis answers, callers
+  still queued in the in-process limiter leave it and queue in the shared bucket, so that no
+  local turn is granted on top of the shared quota. Every Redis round trip is bounded by
+  ``command_timeout`` and a whole acquire by ``acquire_timeout``
+  (:class:`RateLimiterTimeoutError` for a queue or cooldown). The Redis URL's password never
+  appears in a log line, message or ``repr``.
 
 Why not a library
 -----------------
@@ -83,6 +93,7 @@ from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import backoff
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -110,6 +121,14 @@ _KEY_PREFIX = "capillary-points"
 # a Redis round trip on a busy host, small next to any Retry-After (a cooldown that begins
 # inside it is missed, like one that begins while the request is on the wire).
 _RECHECK_LEAD = 0.01
+
+# The probe that reaches Redis again during an outage (fallback off) waits
+# backoff.expo(factor=_PROBE_FIRST, max_value=_PROBE_MAX) seconds between pings, with full
+# jitter: a restarted Redis is found within a fraction of a second, a long outage costs one ping
+# per process every second on average, and processes that lost Redis together do not return
+# together.
+_PROBE_FIRST = 0.05
+_PROBE_MAX = 2.0
 
 # Replies of the acquire script, first element.
 _GRANTED = 1
@@ -245,8 +264,10 @@ return 1
 class RateLimiterUnavailableError(CapillaryError):
     """The shared rate limiter's Redis could not be reached or failed to answer.
 
-    Nothing was sent to Capillary. Raised by :class:`RedisRateLimiter` unless it was built with
-    ``fallback=True``. The message names the Redis server without its password.
+    Nothing was sent to Capillary. Raised by :class:`RedisRateLimiter` (unless it was built with
+    ``fallback=True``) once Redis has stayed unavailable until the acquire's ``acquire_timeout``
+    passed, or when the limiter is closed. The message names the Redis server without its
+    password.
     """
 
     retryable = False
@@ -279,8 +300,12 @@ class RedisRateLimiter:
             with the same namespace share buckets and cooldowns; different namespaces never
             touch each other's keys.
         acquire_timeout: longest time in seconds an acquire may wait for its turn, cooldowns
-            included; past it :class:`RateLimiterTimeoutError` is raised at once, without taking
-            a slot. ``None`` waits as long as the queue needs.
+            and Redis outages included. A turn or cooldown that would end past it raises
+            :class:`RateLimiterTimeoutError` at once, without taking a slot; a Redis outage
+            raises :class:`RateLimiterUnavailableError` when it has passed. ``None`` waits as
+            long as the queue needs and as long as Redis is away: the caller chose no bound,
+            and failing at once instead would burn through a bulk run's input during a short
+            outage (each outage logs a warning, so a long one does not go unnoticed).
         command_timeout: longest time in seconds one Redis round trip may take before it counts
             as Redis being unavailable.
         adaptive: as for :class:`~capillary_points_async.InProcessRateLimiter`: a cooldown also
@@ -289,14 +314,16 @@ class RedisRateLimiter:
             once per cooldown however many of them report a 429 of the same burst.
         fallback: when Redis is unavailable, log a warning once and limit in this process with
             an :class:`~capillary_points_async.InProcessRateLimiter` instead of raising
-            :class:`RateLimiterUnavailableError`. Redis is tried again every
-            ``fallback_recheck`` seconds and used as soon as it answers.
+            :class:`RateLimiterUnavailableError` or waiting for Redis. Redis is tried again
+            every ``fallback_recheck`` seconds and used as soon as it answers, by the callers
+            queued in the in-process limiter too.
         fallback_recheck: seconds between attempts to reach Redis while falling back.
     """
 
     __slots__ = (
         "_acquire_script",
         "_adaptive",
+        "_cause",
         "_client",
         "_closed",
         "_command_timeout",
@@ -310,7 +337,10 @@ class RedisRateLimiter:
         "_limits",
         "_local",
         "_owns_client",
+        "_probe",
+        "_recovered",
         "_timeout",
+        "_waiting",
         "_warned",
         "_where",
         "namespace",
@@ -354,6 +384,12 @@ class RedisRateLimiter:
         # _clock() until which requests go to the local limiter; 0.0 while Redis is fine.
         self._fallback_until = 0.0
         self._warned = False
+        # While Redis is believed unavailable: a future resolved when it answers again, the last
+        # error, and (fallback off) the probe task and how many callers wait for it.
+        self._recovered: asyncio.Future[None] | None = None
+        self._cause: BaseException | None = None
+        self._probe: asyncio.Task[None] | None = None
+        self._waiting = 0
         self._local = InProcessRateLimiter(adaptive=adaptive) if fallback else None
         self._closed = False
         # register_script computes the SHA once; calls use EVALSHA and reload on NOSCRIPT (a
@@ -451,24 +487,33 @@ class RedisRateLimiter:
 
         Raises:
             RateLimiterTimeoutError: the wait would exceed ``acquire_timeout``.
-            RateLimiterUnavailableError: Redis failed and ``fallback`` is off.
+            RateLimiterUnavailableError: Redis stayed unavailable until ``acquire_timeout``
+                passed (``fallback`` off), or the limiter was closed.
         """
-        self._check_open()
         loop = asyncio.get_running_loop()
         deadline = None if self._timeout is None else loop.time() + self._timeout
-        if not self._falling_back():
-            try:
-                await self._acquire_shared(key, limit, deadline, loop)
-            except _RedisFailed as exc:
-                self._on_redis_failure(exc)
+        while True:
+            self._check_open()
+            if self._falling_back():
+                if await self._acquire_locally(key, limit, deadline, loop):
+                    return
+                # Redis answered while this caller queued locally: it queues in Redis instead.
+            elif self._probe is not None:
+                await self._wait_for_redis(deadline, loop)
             else:
-                self._on_redis_success()
-                return
-        await self._acquire_locally(key, limit, deadline, loop)
+                try:
+                    await self._acquire_shared(key, limit, deadline, loop)
+                except _RedisFailed as exc:
+                    self._on_redis_failure(exc)
+                else:
+                    return
 
     async def cool_down(self, key: str, seconds: float) -> None:
         """Hold every request to ``key``, in every process sharing the namespace, for
-        ``seconds`` from now (server time). A shorter cooldown never cuts a longer one."""
+        ``seconds`` from now (server time). A shorter cooldown never cuts a longer one.
+
+        During a Redis outage this waits for Redis like :meth:`acquire` does (and raises as it
+        does), then shares what is left of the cooldown."""
         self._check_open()
         if (
             isinstance(seconds, bool)
@@ -481,19 +526,28 @@ class RedisRateLimiter:
         if self._local is not None:
             # Kept locally as well, so that a fallback starting during the cooldown honours it.
             await self._local.cool_down(key, seconds)
-        if self._falling_back():
-            return
         limit = self._limits.get(key) if self._adaptive else None
         # Without a limit there is no rate to cut (the in-process limiter has no bucket then).
         per = 0 if limit is None else _per_us(limit)
-        try:
-            await self._eval(
-                self._cool_down_script, self._keys_for(key), (math.ceil(seconds * 1e6), per)
-            )
-        except _RedisFailed as exc:
-            self._on_redis_failure(exc)
-        else:
-            self._on_redis_success()
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + seconds
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        while True:
+            self._check_open()
+            if self._falling_back():
+                return
+            if self._probe is not None:
+                await self._wait_for_redis(deadline, loop)
+                continue
+            left = math.ceil((ends - loop.time()) * 1e6)
+            if left <= 0:
+                return  # it ran out while Redis was away
+            try:
+                await self._eval(self._cool_down_script, self._keys_for(key), (left, per))
+            except _RedisFailed as exc:
+                self._on_redis_failure(exc)
+            else:
+                return
 
     async def aclose(self) -> None:
         """Close the Redis client if :meth:`from_url` made it, and the fallback limiter's timers.
@@ -501,6 +555,13 @@ class RedisRateLimiter:
         if self._closed:
             return
         self._closed = True
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
+        recovered, self._recovered = self._recovered, None
+        if recovered is not None and not recovered.done():
+            recovered.set_result(None)  # wakes the waiters, which find the limiter closed
         if self._local is not None:
             await self._local.aclose()
         if self._owns_client:
@@ -527,7 +588,17 @@ class RedisRateLimiter:
             max_wait = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1e6))
             # With a slot reserved, the call only checks the cooldown (interval 0).
             args = (interval, burst, max_wait, per) if slot is None else (0, 0, max_wait, 0)
-            reply = await self._eval(self._acquire_script, keys, args)
+            try:
+                reply = await self._eval(self._acquire_script, keys, args)
+            except _RedisFailed:
+                if slot is None:
+                    raise
+                # The slot is this caller's in the shared bucket already: only a cooldown begun
+                # meanwhile would make it give the slot up, and Redis cannot tell now. It keeps
+                # the slot, as if that cooldown had begun while the request was on the wire,
+                # rather than waste a turn counted against the quota. The next caller to reach
+                # for Redis finds the outage.
+                reply = (_GRANTED, 0)
             status, wait_us = int(reply[0]), int(reply[1])
             if status != _COOLING and slot is None and interval:
                 self._factors[key] = int(reply[3]) / 1e6
@@ -557,11 +628,18 @@ class RedisRateLimiter:
                 raise self._timeout_error(key, wait_us / 1e6, "a queue of")
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[int]) -> Any:
-        """Run one script, bounded by ``command_timeout``; every failure becomes _RedisFailed."""
+        """Run one script; see :meth:`_round_trip`."""
+        return await self._round_trip(script(keys=keys, args=args))
+
+    async def _round_trip(self, call: Awaitable[_T]) -> _T:
+        """Await one Redis call, bounded by ``command_timeout``; every failure becomes
+        _RedisFailed, and a success ends an outage or a fallback at once."""
         try:
-            return await _bounded(script(keys=keys, args=args), self._command_timeout)
+            reply = await _bounded(call, self._command_timeout)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
             raise _RedisFailed(type(exc).__name__) from exc
+        self._on_redis_success()
+        return reply
 
     async def _sleep(self, seconds: float) -> None:
         # One seam for waiting, so that tests can observe and steer the waits.
@@ -588,22 +666,31 @@ class RedisRateLimiter:
             f"(namespace {self.namespace!r}); nothing was sent"
         )
 
-    # -- fallback -------------------------------------------------------------------------------
+    # -- outages and the fallback ---------------------------------------------------------------
 
     def _falling_back(self) -> bool:
         return self._fallback_until > _clock()
 
     def _on_redis_failure(self, exc: _RedisFailed) -> None:
-        cause = exc.__cause__
-        reason = f"{type(cause).__name__}: {cause}" if cause is not None else str(exc)
-        if not self._fallback:
-            raise RateLimiterUnavailableError(
-                f"the shared rate limiter's Redis at {self._where} is unavailable ({reason}); "
-                "nothing was sent"
-            ) from cause
-        self._fallback_until = _clock() + self._fallback_recheck
-        if not self._warned:
+        """Note a failed round trip: fall back, or (fallback off) start the outage's probe."""
+        self._cause = cause = exc.__cause__
+        reason = _reason(cause)
+        new = self._recovered is None
+        if new:
+            self._recovered = asyncio.get_running_loop().create_future()
+        if self._fallback:
+            self._fallback_until = _clock() + self._fallback_recheck
+            # One warning in the limiter's life: each failed recheck would repeat it.
+            announce = not self._warned
             self._warned = True
+        else:
+            announce = new
+            if new:
+                self._probe = asyncio.create_task(self._reach_redis())
+        if not announce:
+            # Known already (a caller that was on the wire when it began, or a recheck).
+            _logger.debug("Redis rate limiter at %s still unavailable (%s)", self._where, reason)
+        elif self._fallback:
             _logger.warning(
                 "Redis rate limiter at %s is unavailable (%s); falling back to an in-process "
                 "limiter, so each process now enforces the quota on its own. Redis is tried again "
@@ -613,14 +700,65 @@ class RedisRateLimiter:
                 self._fallback_recheck,
             )
         else:
-            _logger.debug("Redis rate limiter at %s still unavailable (%s)", self._where, reason)
+            _logger.warning(
+                "Redis rate limiter at %s is unavailable (%s); requests wait for it, each up to "
+                "acquire_timeout=%s s",
+                self._where,
+                reason,
+                self._timeout,
+            )
 
     def _on_redis_success(self) -> None:
-        if self._fallback_until:
-            self._fallback_until = 0.0
-            _logger.info(
-                "Redis rate limiter at %s is reachable again; sharing the quota", self._where
-            )
+        recovered = self._recovered
+        if recovered is None:
+            return
+        self._recovered = None
+        self._fallback_until = 0.0
+        probe, self._probe = self._probe, None
+        if probe is not None and probe is not asyncio.current_task():
+            probe.cancel()  # a caller that was on the wire got through first
+        recovered.set_result(None)
+        _logger.info("Redis rate limiter at %s is reachable again; sharing the quota", self._where)
+
+    async def _reach_redis(self) -> None:
+        """The outage's probe: ping with capped, jittered exponential backoff until Redis
+        answers (:meth:`_round_trip` then resolves the waiters) or nobody waits any more."""
+        delays = backoff.expo(factor=_PROBE_FIRST, max_value=_PROBE_MAX)
+        next(delays)  # backoff's generators first yield a priming 0
+        for delay in delays:
+            await self._sleep(backoff.full_jitter(delay))
+            try:
+                await self._round_trip(self._client.ping())
+            except _RedisFailed as exc:
+                self._cause = exc.__cause__
+            else:
+                return
+
+    async def _wait_for_redis(
+        self, deadline: float | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Wait until the probe reaches Redis; past ``deadline`` raise the outage's error."""
+        recovered = self._recovered
+        assert recovered is not None  # set together with the probe
+        self._waiting += 1
+        try:
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            # Shielded: a waiter that times out or is cancelled must not cancel the shared future.
+            await _bounded(asyncio.shield(recovered), remaining)
+        except asyncio.TimeoutError:
+            raise RateLimiterUnavailableError(
+                f"the shared rate limiter's Redis at {self._where} is still unavailable after "
+                f"acquire_timeout={self._timeout} s ({_reason(self._cause)}); nothing was sent"
+            ) from self._cause
+        finally:
+            self._waiting -= 1
+            if not self._waiting and self._recovered is recovered:
+                # Nobody waits for the probe any more: stop it, so that a limiter left idle
+                # leaves no task behind. The next caller tries Redis itself first.
+                probe, self._probe = self._probe, None
+                self._recovered = None
+                if probe is not None:
+                    probe.cancel()
 
     async def _acquire_locally(
         self,
@@ -628,16 +766,31 @@ class RedisRateLimiter:
         limit: RateLimit | None,
         deadline: float | None,
         loop: asyncio.AbstractEventLoop,
-    ) -> None:
+    ) -> bool:
+        """Take a turn from the in-process fallback limiter: True once granted, False if Redis
+        answered first (the caller then queues in Redis: a local turn granted after that
+        would come on top of the shared quota)."""
         assert self._local is not None  # only reached with fallback on
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        recovered = self._recovered
+        turn = loop.create_task(self._local.acquire(key, limit))
         try:
-            await _bounded(self._local.acquire(key, limit), remaining)
-        except asyncio.TimeoutError:
+            await asyncio.wait(
+                (turn,) if recovered is None else (turn, recovered),
+                timeout=remaining,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            turn.cancel()  # no-op once granted
+        if recovered is not None and recovered.done():
+            return False  # even a turn granted in the same instant: Redis decides from now on
+        if not turn.done():
             raise RateLimiterTimeoutError(
                 f"{key}: no turn within acquire_timeout={self._timeout} s from the in-process "
                 f"fallback limiter (namespace {self.namespace!r}); nothing was sent"
-            ) from None
+            )
+        turn.result()
+        return True
 
     def _check_open(self) -> None:
         if self._closed:
@@ -655,6 +808,10 @@ else:  # pragma: no cover - Python 3.10
 
     async def _bounded(awaitable: Awaitable[_T], timeout: float | None) -> _T:
         return await asyncio.wait_for(awaitable, timeout)
+
+
+def _reason(cause: BaseException | None) -> str:
+    return "unknown error" if cause is None else f"{type(cause).__name__}: {cause}"
 
 
 def _per_us(limit: RateLimit) -> int:

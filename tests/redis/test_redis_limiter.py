@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,15 +23,23 @@ pytest.importorskip("redis", reason="redis-py is missing: pip install -e '.[redi
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 import capillary_points_async.redis as redis_module
-from capillary_points_async import CapillaryError, InvalidRequestError, RateLimit, RateLimiter
+from capillary_points_async import (
+    CapillaryError,
+    InProcessRateLimiter,
+    InvalidRequestError,
+    RateLimit,
+    RateLimiter,
+)
 from capillary_points_async.redis import (
     RateLimiterTimeoutError,
     RateLimiterUnavailableError,
     RedisRateLimiter,
 )
 
+from .._clock import virtual_time
 from .redis_helpers import RedisServer, free_port
 
 KEY = "v2/points/isTransferrable"
@@ -40,21 +48,26 @@ SECRET = "s3cret-pw"
 
 
 class RecordingLimiter(RedisRateLimiter):
-    """Records every slot it is granted (server time, microseconds) and every wait, and can run
-    a hook at the start of a wait, so that tests can act "while a caller sleeps" without
-    sleeping themselves."""
+    """Records every slot it is granted (server time, microseconds), every script call that
+    failed, and every wait, and can run a hook at the start of a wait, so that tests can act
+    "while a caller sleeps" without sleeping themselves."""
 
-    __slots__ = ("grants", "on_sleep", "reservations", "sleeps")
+    __slots__ = ("failures", "grants", "on_sleep", "reservations", "sleeps")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.grants: list[int] = []
         self.reservations: list[tuple[int, int]] = []  # (server time of the call, slot)
+        self.failures = 0
         self.sleeps: list[float] = []
         self.on_sleep: Callable[[float], Awaitable[None]] | None = None
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[int]) -> Any:
-        reply = await super()._eval(script, keys, args)
+        try:
+            reply = await super()._eval(script, keys, args)
+        except Exception:
+            self.failures += 1
+            raise
         if script is self._acquire_script and args[0] > 0 and reply[0] == 1:
             wait, now = int(reply[1]), int(reply[2])
             self.grants.append(now + wait)
@@ -73,6 +86,14 @@ def recording(server: RedisServer, namespace: str, **kwargs: Any) -> RecordingLi
     client = Redis(host=server.host, port=server.port, socket_timeout=5)
     limiter = RecordingLimiter(client, namespace=namespace, **kwargs)
     limiter_owns(limiter)
+    return limiter
+
+
+def recording_from_url(url: str, **kwargs: Any) -> RecordingLimiter:
+    """A recording limiter with a client as :meth:`RedisRateLimiter.from_url` builds it (it
+    retries a failed connection once, quickly, where redis-py's default retries for seconds)."""
+    limiter = RecordingLimiter.from_url(url, **kwargs)
+    assert isinstance(limiter, RecordingLimiter)
     return limiter
 
 
@@ -399,40 +420,51 @@ async def test_the_cut_only_applies_with_a_limit_and_when_adaptive(
         await limiter.aclose()
 
 
-async def test_unreachable_redis_raises_a_typed_error_without_the_password(
+async def test_unreachable_redis_raises_a_typed_error_after_acquire_timeout(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     url = f"redis://user:{SECRET}@127.0.0.1:{free_port()}/0"
-    limiter = RedisRateLimiter.from_url(url, namespace="org", command_timeout=2.0)
+    limiter = recording_from_url(url, namespace="org", acquire_timeout=0.3)
     caplog.set_level(logging.DEBUG)
     try:
         started = time.monotonic()
         with pytest.raises(RateLimiterUnavailableError) as caught:
             await limiter.acquire(KEY, RateLimit(10, per=1.0))
-        assert time.monotonic() - started < 10  # generous: refused connections fail at once
+        # Refused connections fail at once; the acquire waited for Redis all the same, pinging
+        # it meanwhile (lower bounds only: a loaded machine can only make them larger).
+        assert time.monotonic() - started >= 0.299
+        assert limiter.sleeps
+        started = time.monotonic()
         with pytest.raises(RateLimiterUnavailableError):
             await limiter.cool_down(KEY, 1.0)
+        assert time.monotonic() - started >= 0.299
         assert isinstance(caught.value, CapillaryError)
-        assert "127.0.0.1" in str(caught.value)
-        for text in (str(caught.value), repr(caught.value), repr(limiter), caplog.text):
+        message = str(caught.value)
+        assert "127.0.0.1" in message
+        assert "acquire_timeout=0.3" in message
+        assert "ConnectionError" in message  # the cause is named
+        for text in (message, repr(caught.value), repr(limiter), caplog.text):
             assert SECRET not in text
     finally:
         await limiter.aclose()
 
 
-async def test_a_redis_that_never_answers_is_unavailable_after_command_timeout() -> None:
+async def test_a_redis_that_never_answers_is_unavailable_after_acquire_timeout() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel accepts connections; nobody ever reads or answers
         port = silent.getsockname()[1]
         limiter = RedisRateLimiter.from_url(
-            f"redis://127.0.0.1:{port}/0", namespace="org", command_timeout=0.3
+            f"redis://127.0.0.1:{port}/0",
+            namespace="org",
+            command_timeout=0.3,
+            acquire_timeout=0.5,
         )
         try:
             started = time.monotonic()
-            with pytest.raises(RateLimiterUnavailableError):
+            with pytest.raises(RateLimiterUnavailableError, match="TimeoutError"):
                 await limiter.acquire(KEY, RateLimit(10, per=1.0))
-            assert time.monotonic() - started < 10  # generous: it gives up after ~0.3 s
+            assert time.monotonic() - started < 10  # generous: it gives up after ~0.5 s
         finally:
             await limiter.aclose()
 
@@ -551,3 +583,242 @@ async def test_bad_cooldowns(limiters: list[RecordingLimiter], redis_client: Red
 )
 def test_redact(url: str, shown: str) -> None:
     assert redis_module._redact(url) == shown
+
+
+# -- Redis outages ---------------------------------------------------------------------------
+
+
+class FlakyRedis:
+    """Stands in for ``redis.asyncio.Redis`` where only the handling of an outage is under test,
+    in virtual time (which real sockets would not follow): while ``down`` every call fails as a
+    refused connection does; otherwise the acquire script grants a slot ``wait_us`` from now.
+    Records when each call came (loop time) and the cooldowns' lengths."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.wait_us = 0
+        self.pings: list[float] = []
+        self.acquires: list[float] = []
+        self.cool_downs: list[tuple[float, int]] = []  # (when, length in us)
+
+    def register_script(self, lua: str) -> Callable[..., Awaitable[list[int]]]:
+        acquire = lua == redis_module._ACQUIRE_LUA
+
+        async def run(keys: Sequence[str], args: Sequence[int]) -> list[int]:
+            now = asyncio.get_running_loop().time()
+            if acquire:
+                self.acquires.append(now)
+            else:
+                self.cool_downs.append((now, args[0]))
+            self._answer()
+            return [1, self.wait_us if args[0] else 0, 0, 1_000_000]
+
+        return run
+
+    async def ping(self) -> bool:
+        self.pings.append(asyncio.get_running_loop().time())
+        self._answer()
+        return True
+
+    def _answer(self) -> None:
+        if self.down:
+            raise RedisConnectionError(
+                "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+            )
+
+    async def aclose(self) -> None:
+        pass
+
+
+def flaky_limiter(fake: FlakyRedis, **kwargs: Any) -> RecordingLimiter:
+    return RecordingLimiter(cast(Redis, fake), namespace="org", **kwargs)
+
+
+async def test_a_short_outage_delays_acquires_instead_of_failing_them(
+    tmp_path: Path, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    limiter = recording_from_url(
+        f"redis://127.0.0.1:{port}/0", namespace=namespace, acquire_timeout=30.0
+    )
+    server: RedisServer | None = None
+
+    async def redis_returns(seconds: float) -> None:
+        nonlocal server
+        # Every wait here is the probe's (no caller waits for a slot): Redis is back during
+        # the third, so the probe's third ping finds it.
+        if len(limiter.sleeps) == 3:
+            server = RedisServer(tmp_path, port=port)
+
+    limiter.on_sleep = redis_returns
+    caplog.set_level(logging.INFO, logger="capillary_points_async")
+    limit = RateLimit(100, per=1.0, burst=10)
+    try:
+        # The bound only keeps a broken limiter from hanging the run.
+        await asyncio.wait_for(
+            asyncio.gather(*(limiter.acquire(KEY, limit) for _ in range(6))), timeout=60
+        )
+    finally:
+        await limiter.aclose()
+        if server is not None:
+            server.stop()
+    assert len(limiter.grants) == 6  # every caller got a slot of the shared bucket
+    assert len(limiter.sleeps) == 3  # the first ping after Redis returned found it
+    assert limiter.failures <= 6  # no caller tried Redis more than once by itself
+    assert "unavailable" in caplog.text
+    assert "reachable again" in caplog.text
+
+
+@virtual_time
+async def test_waiters_share_one_probe_that_backs_off() -> None:
+    fake = FlakyRedis()
+    limiter = flaky_limiter(fake, acquire_timeout=30.0)
+    loop = asyncio.get_running_loop()
+    loop.call_later(6.0, setattr, fake, "down", False)  # a 6 s outage
+    granted: list[float] = []
+
+    async def acquire() -> None:
+        await limiter.acquire(KEY, RateLimit(100, per=1.0))
+        granted.append(loop.time())
+
+    await asyncio.gather(*(acquire() for _ in range(20)))
+    # The first caller found Redis gone; the others waited for the probe without trying it,
+    # and each tried once more when the probe had found it back.
+    assert [when for when in fake.acquires if when < 6.0] == [0.0]
+    assert len(fake.acquires) == 21
+    # One probe for all of them: one ping per wait, the waits growing from 50 ms, doubling,
+    # up to 2 s (full jitter draws each from zero up to that).
+    assert len(fake.pings) == len(limiter.sleeps) >= 4
+    for step, slept in enumerate(limiter.sleeps):
+        assert 0 <= slept <= min(0.05 * 2**step, 2.0)
+    assert fake.pings[-1] >= 6.0 > fake.pings[-2]
+    # Everyone carried on within one capped wait of Redis's return.
+    assert len(granted) == 20
+    assert all(6.0 <= when <= 8.0 for when in granted)
+    assert limiter._probe is None
+    await limiter.aclose()
+
+
+@virtual_time
+async def test_a_caller_keeps_its_reserved_slot_when_redis_goes_away_before_it() -> None:
+    fake = FlakyRedis()
+    fake.down = False
+    fake.wait_us = 1_000_000  # the slot is a second away
+    limiter = flaky_limiter(fake, acquire_timeout=30.0)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.5, setattr, fake, "down", True)
+    await limiter.acquire(KEY, RateLimit(1, per=1.0))
+    # It left at its slot: the failed check just before it gave nothing up.
+    assert loop.time() == pytest.approx(1.0, abs=1e-3)
+    assert fake.acquires == [0.0, pytest.approx(1.0 - redis_module._RECHECK_LEAD, abs=1e-3)]
+    await limiter.aclose()
+
+
+@virtual_time
+async def test_an_outage_past_acquire_timeout_fails_each_acquire_at_its_own_timeout() -> None:
+    fake = FlakyRedis()  # down for good
+    limiter = flaky_limiter(fake, acquire_timeout=5.0)
+    loop = asyncio.get_running_loop()
+
+    async def acquire(after: float) -> float:
+        await asyncio.sleep(after)
+        began = loop.time()
+        with pytest.raises(RateLimiterUnavailableError, match=r"acquire_timeout=5\.0") as caught:
+            await limiter.acquire(KEY, None)
+        assert "Connection refused" in str(caught.value)
+        return loop.time() - began
+
+    waited = await asyncio.gather(acquire(0.0), acquire(1.0), acquire(2.5))
+    assert waited == pytest.approx([5.0, 5.0, 5.0], abs=1e-3)
+    assert len(fake.acquires) == 1  # the later callers joined the known outage
+    # Nobody waits any more: the probe stops, so an idle limiter leaves no task behind...
+    assert limiter._probe is None
+    pings = len(fake.pings)
+    await asyncio.sleep(60)
+    assert len(fake.pings) == pings
+    # ...and the next caller tries Redis itself before waiting again.
+    with pytest.raises(RateLimiterUnavailableError):
+        await limiter.acquire(KEY, None)
+    assert len(fake.acquires) == 2
+    await limiter.aclose()
+
+
+@virtual_time
+async def test_a_cooldown_during_an_outage_shares_what_is_left_of_it() -> None:
+    fake = FlakyRedis()
+    limiter = flaky_limiter(fake, acquire_timeout=30.0)
+    loop = asyncio.get_running_loop()
+    loop.call_later(4.0, setattr, fake, "down", False)
+    await limiter.cool_down(KEY, 10.0)
+    (failed_at, whole), (stored_at, left) = fake.cool_downs
+    assert failed_at == 0.0
+    assert whole == 10_000_000
+    assert 4.0 <= stored_at <= 6.0
+    assert left / 1e6 == pytest.approx(10.0 - stored_at, abs=1e-3)
+    await limiter.aclose()
+
+
+@virtual_time
+async def test_without_acquire_timeout_callers_wait_out_the_outage_until_closed() -> None:
+    fake = FlakyRedis()  # down for good
+    limiter = flaky_limiter(fake, acquire_timeout=None)
+    waiter = asyncio.create_task(limiter.acquire(KEY, None))
+    await asyncio.sleep(3600)
+    assert not waiter.done()  # no bound chosen: it waits for Redis as for a queue
+    await limiter.aclose()
+    with pytest.raises(RateLimiterUnavailableError, match="closed"):
+        await waiter
+    assert limiter._probe is None
+
+
+class CountingLocal(InProcessRateLimiter):
+    """The fallback limiter, counting the callers that queue in it and the turns it grants."""
+
+    __slots__ = ("granted", "queued")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued = 0
+        self.granted = 0
+
+    async def acquire(self, key: str, limit: RateLimit | None) -> None:
+        self.queued += 1
+        await super().acquire(key, limit)
+        self.granted += 1
+
+
+async def test_callers_queued_on_the_fallback_move_to_redis_when_it_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, namespace: str
+) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(redis_module, "_clock", lambda: now[0])
+    port = free_port()
+    limiter = recording_from_url(
+        f"redis://127.0.0.1:{port}/0", namespace=namespace, fallback=True, fallback_recheck=5.0
+    )
+    local = limiter._local = CountingLocal()
+    server: RedisServer | None = None
+    try:
+        # A 429 while Redis is down: its cooldown is kept in this process only, and callers
+        # queue in the fallback behind it (so no local turn can come early by timing alone).
+        await limiter.cool_down(KEY, 3.0)
+        waiters = [
+            asyncio.create_task(limiter.acquire(KEY, RateLimit(100, per=1.0))) for _ in range(5)
+        ]
+        for _ in range(100):
+            if local.queued == len(waiters):
+                break
+            await asyncio.sleep(0)
+        assert local.queued == len(waiters)
+        server = RedisServer(tmp_path, port=port)
+        now[0] += 5.0  # the recheck is due: the next call reaches Redis
+        await limiter.acquire(OTHER_KEY, None)
+        await asyncio.gather(*waiters)
+    finally:
+        await limiter.aclose()
+        if server is not None:
+            server.stop()
+    # Every queued caller took a slot of the shared bucket; none was let through locally on
+    # top of it.
+    assert local.granted == 0
+    assert len(limiter.grants) == len(waiters)
