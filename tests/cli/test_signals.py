@@ -18,11 +18,9 @@ from capillary_points_async.testing import FakeCapillary
 from .conftest import wait_until
 
 
-def complete_lines(path: Path) -> list[str]:
-    """The lines written so far, without a last one still being written."""
-    if not path.exists():
-        return []
-    return path.read_text().splitlines(keepends=True)[:-1] if path.stat().st_size else []
+def complete_lines(path: Path) -> int:
+    """How many whole lines have been written so far."""
+    return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
 @pytest.mark.parametrize(
@@ -43,7 +41,7 @@ def test_a_signal_stops_a_bulk_run_after_writing_what_finished(
         # 1,000 rows at 50/s would take 20 s: the signal comes long before the end.
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        wait_until(lambda: len(complete_lines(output)) >= 3, process, "3 result lines written")
+        wait_until(lambda: complete_lines(output) >= 3, process, "3 result lines written")
         process.send_signal(signum)
         process.wait(timeout=30)
     finally:
