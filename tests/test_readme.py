@@ -4,7 +4,8 @@ How a block is run depends on its kind (:func:`kind_of`); a block of any other k
 :func:`test_every_block_has_a_runner`:
 
 * ``python`` whose first line is ``# NAME.py`` is a file. ``test_*.py`` runs under pytest in a
-  fresh interpreter, in pytest-asyncio's default strict mode (tests/sandbox's ``run_pytest``);
+  fresh interpreter, in pytest-asyncio's default strict mode (tests/sandbox's ``run_pytest``,
+  which also turns the cache provider off);
   any other runs as ``python NAME.py`` in a subprocess, against the sandbox its comment says to
   start (``#   capillary-points sandbox ...``) and, if it names Redis, a redis-server started
   for it: once with Redis up (exit 0) and once with Redis on a closed port (exit 1 and the
@@ -216,6 +217,9 @@ def test_pytest_file(block: Block, tmp_path: Path) -> None:
     unmarked = re.sub(r"def (test_\w+)", r"def \1_unmarked", block.text)
     unmarked = unmarked.replace("@pytest.mark.asyncio\n", "")
 
+    # The mode a user has by default, said explicitly; and a config file of its own, so that
+    # pytest looks for none above (this repository's says asyncio_mode = "auto").
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = strict\n")
     output = run_pytest(tmp_path, block.text + "\n\n" + unmarked, with_pytest_asyncio=True)
 
     assert re.search(r"^1 passed, 1 error in ", output, re.MULTILINE), output
