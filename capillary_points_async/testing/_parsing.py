@@ -55,18 +55,16 @@ def int32(value: object) -> int | None:
     which the API refuses and which the sandbox could not even echo (orjson writes 64-bit
     integers at most).
     """
-    if isinstance(value, str):
+    if type(value) is int:  # not bool, a subclass of int
+        number = value
+    elif isinstance(value, str):
         digits = value[1:] if value[:1] == "-" else value
         # Counting digits first keeps int() away from huge strings (it refuses > 4300 digits).
         if len(digits) > _INT32_DIGITS or not (digits.isascii() and digits.isdigit()):
             return None
         number = int(value)
-    elif isinstance(value, float):
-        if not value.is_integer():  # also False for inf and nan
-            return None
+    elif isinstance(value, float) and value.is_integer():  # is_integer(): False for inf, nan
         number = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        number = value
     else:
         return None
     return number if INT32_MIN <= number <= INT32_MAX else None

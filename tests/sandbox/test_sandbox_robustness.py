@@ -7,15 +7,24 @@ found, then a property test that throws arbitrary queries and bodies at a real l
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import aiohttp
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from yarl import URL
 
-from capillary_points_async.testing import FakeCapillary
+from capillary_points_async.testing import FakeCapillary, Faults
+from capillary_points_async.testing._parsing import int32
 
 from .helpers import CHECK_PATH, CODE_PATH, Api, check_body
 
+# Points and program ids are int32 in Capillary's OpenAPI definitions.
 INT32_MAX = 2**31 - 1
 INT32_MIN = -(2**31)
 
@@ -150,3 +159,194 @@ async def test_unknown_paths_stay_404_whatever_the_method(
             assert response.status == 404
             assert "Allow" not in response.headers
             assert v2_error_code(await response.json()) == 404
+
+
+# -- property: whatever arrives, a documented answer --------------------------------------------
+
+# The codes each endpoint may answer besides 200 (API-NOTES.md). The credentials are right and
+# the Content-Type is JSON, so neither 401 nor 415 may come back.
+V11_CODES = {400, 405}
+V2_CODES = {400, 405, 418, 422, 807, 885, 3316, 8013, 8015}
+# Numbers at and past every bound the sandbox or its JSON libraries have.
+EDGES: list[float] = [0, -1, INT32_MAX, INT32_MAX + 1, INT32_MIN, INT32_MIN - 1, 2**53 + 1]
+EDGES += [2**63, 2**64, 2**70, -(2**64), 0.5, 973.0, -0.0, 1e300, 5e-324]
+# Characters str.isdigit() takes but int() does not: superscripts, circled digits and the like.
+NON_DECIMAL_DIGITS = "".join(
+    char for char in map(chr, range(0x10000)) if char.isdigit() and not char.isdecimal()
+)
+# A sign or blank, then digits of any script, or underscores. A list of characters rather
+# than st.text(), whose characters lean to ASCII and would rarely bring the odd digits.
+digit_text = st.builds(
+    str.__add__,
+    st.sampled_from(["", "-", "+", " "]),
+    st.lists(
+        st.one_of(
+            st.sampled_from("0123456789_"),
+            st.sampled_from(NON_DECIMAL_DIGITS),
+            st.characters(categories=["Nd"]),
+        ),
+        min_size=1,
+        max_size=6,
+    ).map("".join),
+)
+# st.one_of flattens nested one_ofs into one choice among all their leaves, so the edges and
+# the odd digits below are not drowned out by arbitrary values.
+number_text = st.one_of(st.sampled_from(EDGES).map(str), digit_text, st.integers().map(str))
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.sampled_from(EDGES),
+        st.integers(),
+        st.floats(allow_nan=False),
+        number_text,
+        st.text(max_size=20),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+number_values = st.one_of(st.sampled_from(EDGES), number_text, st.integers(), json_values)
+_ABSENT = object()
+
+
+def around(base: dict[str, Any], values: dict[str, st.SearchStrategy[Any]]) -> Any:
+    """Strategy: ``base`` with each field kept, dropped, or replaced by a value from
+    ``values``, so that many draws get past the first checks and reach the later ones."""
+
+    def pick(key: str) -> st.SearchStrategy[Any]:
+        choice = st.sampled_from(("keep", "keep", "drop", "replace", "replace"))
+        return choice.flatmap(
+            lambda chosen: (
+                values[key]
+                if chosen == "replace"
+                else st.just(base[key] if chosen == "keep" else _ABSENT)
+            )
+        )
+
+    return st.fixed_dictionaries({key: pick(key) for key in base}).map(
+        lambda drawn: {key: value for key, value in drawn.items() if value is not _ABSENT}
+    )
+
+
+identifier = around(
+    {"type": "MOBILE", "value": "9777785207"},
+    {"type": st.sampled_from(["ID", "email", "CARDNUMBER"]) | json_values, "value": json_values},
+)
+body_values = {
+    "pointsTobeTransferred": number_values,
+    "programId": st.sampled_from([974, "974"]) | number_values,
+    "groupProgramTransfer": json_values,
+    "issueOtp": json_values,
+    "fromCustomerIdentifier": identifier | json_values,
+    "toCustomerIdentifier": identifier | json_values,
+}
+# What reaches the wire: JSON text (json.dumps writes ints of any size), or any bytes at all.
+bodies = st.one_of(
+    around(check_body(), body_values).map(lambda body: json.dumps(body).encode()),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.binary(max_size=40),
+)
+# Query values are bytes, percent-encoded on the way: also bytes that are not UTF-8.
+query_values = st.one_of(
+    number_text.map(str.encode), st.text(max_size=12).map(str.encode), st.binary(max_size=12)
+)
+query_keys = ("mobile", "email", "external_id", "card_number", "card_external_id", "id", "format")
+queries = st.tuples(
+    around(
+        {"mobile": b"919777785205", "points": b"100", "format": b"json"},
+        {
+            "mobile": query_values,
+            "points": query_values,
+            "format": st.sampled_from([b"xml", b"JSON"]) | query_values,
+        },
+    ),
+    st.dictionaries(st.sampled_from(query_keys) | st.text(max_size=5), query_values, max_size=2),
+).map(lambda parts: {**parts[1], **parts[0]})
+faults = st.sampled_from([None, Faults(error_rate=0.5), Faults(busy_rate=0.5)])
+v2_paths = st.sampled_from([CHECK_PATH, "/v2/points/isTransferable"])
+
+
+async def send(
+    session: aiohttp.ClientSession, url: str, method: str, query: dict[str, bytes], body: bytes
+) -> tuple[int, str, bytes]:
+    """The status, content type and body of one request; the query's bytes percent-encoded."""
+    encoded = "&".join(
+        f"{quote_from_bytes(key.encode(), safe='')}={quote_from_bytes(value, safe='')}"
+        for key, value in query.items()
+    )
+    headers = {"Content-Type": "application/json"}
+    target = URL(f"{url}?{encoded}", encoded=True)
+    async with session.request(method, target, data=body, headers=headers) as response:
+        return response.status, response.content_type, await response.read()
+
+
+def assert_documented(
+    status: int, content_type: str, payload: bytes, v2: bool, configured: Faults | None
+) -> None:
+    """A 5xx only as the configured fault; otherwise the endpoint's own envelope and codes."""
+    if status >= 500 and content_type == "text/html":  # a proxy's error page
+        assert configured is not None
+        assert status in configured.error_statuses
+        return
+    assert content_type == "application/json", (status, payload)
+    body = orjson.loads(payload)
+    if status >= 500:
+        assert (v2, status, v2_error_code(body)) == (True, 521, 521), f"an accidental {status}"
+        assert configured is not None
+        assert configured.busy_rate
+    elif v2 and status == 200:
+        assert set(body) == {"data", "warnings", "errors"}
+        assert body["errors"] == []
+        assert isinstance(body["data"][0]["transferrable"], bool)
+    elif v2:
+        assert status in (400, 405)
+        assert v2_error_code(body) in V2_CODES
+    elif status == 200:
+        item = body["response"]["validation_code"]["code"]["item_status"]
+        assert (item["success"], item["code"]) in {("true", 200), ("false", 816)}
+    else:
+        assert status in (400, 405)
+        assert v11_error_code(body) in V11_CODES
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    query=queries,
+    body=bodies,
+    v2_path=v2_paths,
+    other=st.tuples(
+        st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        st.sampled_from([CODE_PATH, CHECK_PATH, "/v2/points/isTransferable"]),
+    ),
+    configured=faults,
+)
+async def test_any_request_gets_a_documented_answer_and_no_accidental_5xx(
+    session: aiohttp.ClientSession,
+    fake: FakeCapillary,
+    query: dict[str, bytes],
+    body: bytes,
+    v2_path: str,
+    other: tuple[str, str],
+    configured: Faults | None,
+) -> None:
+    fake.set_faults(configured)
+    # Each endpoint with its own method, then any method on any known path; every request
+    # carries both the query and the body.
+    for method, path in (("GET", CODE_PATH), ("POST", v2_path), other):
+        answer = await send(session, fake.url + path, method, query, body)
+        assert_documented(*answer, v2=path != CODE_PATH, configured=configured)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=number_text | st.text(max_size=12))
+def test_int32_reads_text_as_ascii_digits_with_an_optional_minus_within_int32(text: str) -> None:
+    # The rule written as a regular expression, apart from int32's own code.
+    written = re.fullmatch(r"-?[0-9]+", text, flags=re.ASCII) is not None
+    expected = int(text) if written and INT32_MIN <= int(text) <= INT32_MAX else None
+    assert int32(text) == expected
