@@ -16,8 +16,6 @@ import orjson
 from ._state import IDENTIFIER_KINDS, identifier_kind_of_v2_type
 
 __all__ = [
-    "INT32_MAX",
-    "INT32_MIN",
     "Rejected",
     "TransferCheckBody",
     "ValidationCodeQuery",

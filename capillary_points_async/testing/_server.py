@@ -85,8 +85,9 @@ class FakeCapillary:
     """A local Capillary points API, for tests and benchmarks: a real HTTP server on loopback.
 
     It serves ``GET /v1.1/points/validationcode`` and ``POST /v2/points/isTransferrable``
-    (also spelled ``isTransferable``) with the documented envelopes, codes and statuses,
-    checks Basic credentials, rate-limits like a gateway, and injects faults on demand::
+    (also spelled ``isTransferable``) with the documented envelopes, codes and statuses
+    (another method on those paths gets 405 with ``Allow``, another path 404), checks Basic
+    credentials, rate-limits like a gateway, and injects faults on demand::
 
         async with FakeCapillary(customers=100, seed=7) as fake:
             async with CapillaryClient(fake.url, BasicAuth("sandbox", "sandbox")) as client:
