@@ -4,12 +4,11 @@ How a block is run depends on its kind (:func:`kind_of`); a block of any other k
 :func:`test_every_block_has_a_runner`:
 
 * ``python`` whose first line is ``# NAME.py`` is a file. ``test_*.py`` runs under pytest in a
-  fresh interpreter, in pytest-asyncio's default strict mode (tests/sandbox's ``run_pytest``,
-  which also turns the cache provider off);
-  any other runs as ``python NAME.py`` in a subprocess, against the sandbox its comment says to
-  start (``#   capillary-points sandbox ...``) and, if it names Redis, a redis-server started
-  for it: once with Redis up (exit 0) and once with Redis on a closed port (exit 1 and the
-  cause printed).
+  fresh interpreter, in pytest-asyncio's default strict mode, without the cache provider
+  (tests/sandbox's ``run_pytest``). Any other runs as ``python NAME.py`` in a subprocess,
+  against the sandbox its comment says to start (``#   capillary-points sandbox ...``) and, if
+  it names Redis, a redis-server started for it: once with Redis up (exit 0) and once with
+  Redis on a closed port (exit 1 and the cause printed).
 * any other ``python`` block is a snippet: it runs in this process, in a fresh namespace, with
   top-level ``await`` allowed. It gets only the names its comments say it continues from:
   ``client`` (an open client on a sandbox, as in the Quickstart) and ``pairs`` (pairs of the
