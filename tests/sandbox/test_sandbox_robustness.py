@@ -2,7 +2,8 @@
 never with an accidental 500 (issue 10, item 9).
 
 Regression tests for the faults third-party checkers (schemathesis, hypothesis-jsonschema)
-found, then a property test that throws arbitrary queries and bodies at a real local server.
+found, then property tests: arbitrary queries and bodies thrown at a real local server, and
+the shared number parser read against a regular expression.
 """
 
 from __future__ import annotations
