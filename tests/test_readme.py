@@ -50,8 +50,13 @@ import pytest
 
 import capillary_points_async
 from capillary_points_async import BasicAuth, CapillaryClient
-from capillary_points_async.cli import ENV_BASE_URL, ENV_PASSWORD, ENV_PASSWORD_MD5, ENV_USERNAME
 from capillary_points_async.cli import main as cli_main
+from capillary_points_async.cli.arguments import (
+    ENV_BASE_URL,
+    ENV_PASSWORD,
+    ENV_PASSWORD_MD5,
+    ENV_USERNAME,
+)
 
 from .cli.conftest import SandboxThread, free_port, loopback_only, sandbox_command
 from .redis.redis_helpers import RedisServer

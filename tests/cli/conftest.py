@@ -21,8 +21,13 @@ from typing import Any
 import attrs
 import pytest
 
-from capillary_points_async.cli import ENV_BASE_URL, ENV_PASSWORD, ENV_PASSWORD_MD5, ENV_USERNAME
 from capillary_points_async.cli import main as cli_main
+from capillary_points_async.cli.arguments import (
+    ENV_BASE_URL,
+    ENV_PASSWORD,
+    ENV_PASSWORD_MD5,
+    ENV_USERNAME,
+)
 from capillary_points_async.testing import FakeCapillary
 
 USERNAME = "sandbox"

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from capillary_points_async import CapillaryClient
-from capillary_points_async.cli import Batch, BulkRun, PlainDisplay, csv_rows, jsonl_rows
+from capillary_points_async.cli.bulk import BulkRun, csv_rows, jsonl_rows
+from capillary_points_async.cli.display import Batch, PlainDisplay
 from capillary_points_async.testing import FakeCapillary, Faults
 
 from .conftest import PASSWORD, USERNAME, Result

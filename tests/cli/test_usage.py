@@ -8,13 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from capillary_points_async import Identifier, InvalidRequestError
-from capillary_points_async.cli import (
-    Latencies,
+from capillary_points_async.cli.arguments import (
     Redactor,
     format_rate,
     parse_identifier,
     parse_rate,
 )
+from capillary_points_async.cli.display import Latencies
 
 from .conftest import Result
 

@@ -1,0 +1,354 @@
+"""``bulk-transferrable``: rows in (CSV or JSON Lines, read lazily), one JSON line per row out.
+
+A malformed row becomes an error line, never a crash or a silent skip; a blank line gets no
+line and is counted. Errors are written as JSON through :func:`error_fields`, not raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import itertools
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, TextIO, cast
+
+import orjson
+
+from .. import (
+    AuthenticationError,
+    CapillaryClient,
+    CapillaryError,
+    Identifier,
+    InvalidRequestError,
+    TransferCheck,
+    TransferCheckRequest,
+)
+from .arguments import PROG, UsageError, make_client, parse_identifier
+from .display import Batch, Display, client_rows, make_display, status_line, summary, verdict
+from .results import EXIT_FAILURE, EXIT_OK, error_fields, to_json
+
+__all__ = [
+    "BulkRun",
+    "Row",
+    "bulk_transferrable",
+    "count_rows",
+    "csv_rows",
+    "jsonl_rows",
+    "open_input",
+    "open_output",
+    "row_from",
+]
+
+# ----------------------------------------------------------------------------- bulk input
+
+
+class Row:
+    """One input row: its physical line number, what it said, and a request or the reason it
+    is malformed; neither for a blank line, which is counted but gets no output line."""
+
+    __slots__ = ("error", "input", "line", "request")
+
+    def __init__(
+        self,
+        line: int,
+        data: object,
+        request: TransferCheckRequest | None = None,
+        error: InvalidRequestError | None = None,
+    ) -> None:
+        self.line, self.input, self.request, self.error = line, data, request, error
+
+    @property
+    def blank(self) -> bool:
+        return self.request is None and self.error is None
+
+
+def row_from(line: int, data: Mapping[str, Any]) -> Row:
+    """A Row for a CSV record or JSON object with the keys from, to, points[, program_id]."""
+    try:
+        request = TransferCheckRequest(
+            from_customer=_identifier_field(data, "from"),
+            to_customer=_identifier_field(data, "to"),
+            points=_number_field(data, "points"),
+            program_id=_number_field(data, "program_id", required=False),
+        )
+    except InvalidRequestError as exc:
+        return Row(line, data, error=exc)
+    return Row(line, data, request)
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _identifier_field(data: Mapping[str, Any], key: str) -> Identifier:
+    value = data.get(key)
+    if _blank(value):
+        raise InvalidRequestError(f"missing {key!r}")
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{key!r} must be a 'TYPE:VALUE' string, got {value!r}")
+    return parse_identifier(value)
+
+
+def _number_field(data: Mapping[str, Any], key: str, *, required: bool = True) -> Any:
+    """A whole number from a JSON number or a string of digits; the request checks the range."""
+    value = data.get(key)
+    if _blank(value):
+        if required:
+            raise InvalidRequestError(f"missing {key!r}")
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise InvalidRequestError(f"{key!r} must be a whole number, got {value!r}")
+
+
+# What ``surrogateescape`` turns a byte that is not UTF-8 into (see open_input).
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+
+def _not_utf8(texts: Iterable[str]) -> InvalidRequestError | None:
+    for text in texts:
+        match = _UNDECODABLE.search(text)
+        if match:
+            byte = ord(match[0]) - 0xDC00
+            return InvalidRequestError(
+                f"not valid UTF-8 (byte 0x{byte:02X}); the input must be UTF-8"
+            )
+    return None
+
+
+def _shown(text: str) -> str:
+    """``text`` with each byte that was not UTF-8 as ``\\xNN``: JSON cannot carry it as is."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _blank_record(fields: Sequence[str]) -> bool:
+    return not fields or (len(fields) == 1 and not fields[0].strip())
+
+
+def csv_rows(lines: Iterable[str], prog: str = PROG) -> Iterator[Row]:
+    """Rows of a CSV whose header names from, to, points and optionally program_id (other
+    columns are ignored). The header is read at once, so a bad one fails before anything runs;
+    the records are read as they are needed."""
+    reader = csv.reader(lines)
+    blank_before: list[int] = []
+    for header in reader:
+        if not _blank_record(header):
+            break
+        blank_before.append(reader.line_num)
+    else:
+        return iter([Row(line, None) for line in blank_before])
+    names = [name.strip().lower() for name in header]
+    missing = [name for name in ("from", "to", "points") if name not in names]
+    if missing or len(set(names)) != len(names):
+        raise UsageError(
+            f"the CSV header must name from, to, points and optionally program_id, each once; "
+            f"got {','.join(header)!r}",
+            prog,
+        )
+
+    def records() -> Iterator[Row]:
+        yield from (Row(line, None) for line in blank_before)
+        for fields in reader:
+            if _blank_record(fields):
+                yield Row(reader.line_num, None)
+                continue
+            error = _not_utf8(fields)
+            if error is not None:
+                fields = [_shown(field) for field in fields]
+            # A record with too few or too many fields is an error; show what it had.
+            data: dict[str, Any] = dict(zip(names, fields, strict=False))
+            if len(fields) > len(names):
+                data["_extra"] = fields[len(names) :]
+            if error is None and len(fields) != len(names):
+                error = InvalidRequestError(
+                    f"expected {len(names)} fields ({','.join(names)}), got {len(fields)}"
+                )
+            yield (
+                row_from(reader.line_num, data)
+                if error is None
+                else Row(reader.line_num, data, error=error)
+            )
+
+    return records()
+
+
+def jsonl_rows(lines: Iterable[str]) -> Iterator[Row]:
+    """Rows of JSON Lines: one per line, blank ones included."""
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            yield Row(number, None)
+            continue
+        error = _not_utf8([text])
+        if error is not None:
+            yield Row(number, _shown(text.rstrip("\r\n")), error=error)
+            continue
+        try:
+            data = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            yield Row(number, text.rstrip("\r\n"), error=InvalidRequestError(f"not JSON: {exc}"))
+            continue
+        if isinstance(data, dict):
+            yield row_from(number, data)
+        else:
+            error = InvalidRequestError("expected a JSON object with from, to and points")
+            yield Row(number, data, error=error)
+
+
+def _format_of(path: str, lines: Iterator[str]) -> tuple[str, Iterator[str]]:
+    """csv or jsonl by extension; otherwise by whether the first non-blank line is an object."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension == ".csv":
+        return "csv", lines
+    if extension in (".jsonl", ".ndjson", ".json"):
+        return "jsonl", lines
+    peeked: list[str] = []
+    for line in lines:
+        peeked.append(line)
+        if line.strip():
+            break
+    first = peeked[-1].lstrip() if peeked else ""
+    return ("jsonl" if first.startswith("{") else "csv"), itertools.chain(peeked, lines)
+
+
+def count_rows(path: str) -> int | None:
+    """Non-blank lines of a regular file (one fast binary pass), else None: a pipe must not be
+    read twice. An estimate for CSV with quoted line breaks; the display settles at the end."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as file:
+            return sum(1 for line in file if line.strip())
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def open_input(path: str, prog: str = PROG) -> Iterator[TextIO]:
+    """The input as text: UTF-8 with or without a BOM. A byte that is not UTF-8 is kept as a
+    lone surrogate (``surrogateescape``), so that the readers can make its row an error line
+    rather than send a guess. An input that cannot be opened is bad usage."""
+    if path == "-":
+        stream = io.TextIOWrapper(
+            sys.stdin.buffer, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        )
+        try:
+            yield stream
+        finally:
+            stream.detach()  # leave sys.stdin open
+        return
+    try:
+        stream = open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot read INPUT: {exc}", prog) from None
+    with stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def open_output(path: str | None) -> Iterator[Callable[[str], object]]:
+    if path is None or path == "-":
+        try:
+            yield sys.stdout.write
+        finally:
+            sys.stdout.flush()
+    else:
+        with open(path, "w", encoding="utf-8") as file:
+            yield file.write
+
+
+# ----------------------------------------------------------------------------- bulk run
+
+
+class BulkRun:
+    """Rows in, one JSON line per row out: in input order, or as finished when not ordered.
+
+    Malformed rows travel through ``is_transferrable_many`` beside the valid ones: the library
+    turns any input that is not a ``TransferCheckRequest`` into an ``InvalidRequestError``
+    outcome without sending it. So order, back-pressure and flat memory are the library's one
+    mechanism for both kinds, and the row's own parse error replaces the generic one. Each
+    object handed over is mapped to its row until its outcome arrives, so the map holds only
+    what is in flight.
+    """
+
+    def __init__(
+        self, rows: Iterable[Row], write: Callable[[str], object], batch: Batch, display: Display
+    ) -> None:
+        self._rows, self._write, self._batch, self._display = rows, write, batch, display
+        self._pending: dict[int, Row] = {}
+
+    def _inputs(self) -> Iterator[TransferCheckRequest | Row]:
+        for row in self._rows:
+            if row.blank:
+                self._batch.blank += 1
+                continue
+            item: TransferCheckRequest | Row = row.request if row.request is not None else row
+            self._pending[id(item)] = row
+            yield item
+
+    async def run(self, client: CapillaryClient, *, concurrency: int, ordered: bool) -> None:
+        """Raises AuthenticationError at the first one: no later row could do better."""
+        inputs = cast("Iterable[TransferCheckRequest]", self._inputs())
+        outcomes = client.points.is_transferrable_many(
+            inputs, concurrency=concurrency, ordered=ordered
+        )
+        async for outcome in outcomes:
+            row = self._pending.pop(id(outcome.request))
+            error = row.error or outcome.error
+            self._write(self._line(row, outcome.value, error) + "\n")
+            value = outcome.value
+            self._batch.record(outcome, error, None if value is None else verdict(value))
+            self._display.update(self._batch)
+            if isinstance(error, AuthenticationError):
+                raise error
+
+    @staticmethod
+    def _line(row: Row, value: TransferCheck | None, error: CapillaryError | None) -> str:
+        return to_json(
+            {
+                "line": row.line,
+                "input": row.input,
+                "ok": error is None,
+                "result": value,
+                "error": None if error is None else error_fields(error),
+            }
+        )
+
+
+async def bulk_transferrable(args: argparse.Namespace) -> int:
+    """The ``bulk-transferrable`` command."""
+    client = make_client(args, rate=args.rate)  # usage errors before any file is touched
+    with open_input(args.input, args.prog) as stream, open_output(args.output) as write:
+        fmt, lines = (args.format, iter(stream)) if args.format else _format_of(args.input, stream)
+        rows = csv_rows(lines, args.prog) if fmt == "csv" else jsonl_rows(lines)
+        total = None if args.input == "-" else count_rows(args.input)
+        if total is not None and fmt == "csv":
+            total = max(total - 1, 0)
+        batch = Batch("transfer checks", total, args.rate)
+        display = make_display(sys.stderr, sys.stderr)
+        async with client:
+            display.start([batch], lambda: status_line(client, [batch]))
+            try:
+                await BulkRun(rows, write, batch, display).run(
+                    client, concurrency=args.concurrency, ordered=not args.unordered
+                )
+            finally:
+                batch.finish()
+                display.stop()
+                summary(display, "bulk-transferrable", [batch])
+                display.table("client counters", ("", ""), client_rows(client, [batch]))
+    if batch.sent and not batch.answered:
+        print(
+            f"{PROG}: no request got an answer from the API (see the error lines)", file=sys.stderr
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
