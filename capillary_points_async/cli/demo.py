@@ -1,14 +1,15 @@
 """``demo``: an in-process sandbox with generated customers and a rate limit, and the real
 client fanning out transfer checks and validation codes against it at once, with progress
-and a summary."""
+and a summary. The customers are the sandbox's own: the demo asks its state for them."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import (
     BasicAuth,
@@ -22,27 +23,45 @@ from .arguments import Rate, UsageError, format_rate, rate_limit
 from .display import Batch, Display, client_rows, make_display, status_line, summary, verdict
 from .results import EXIT_OK
 
-__all__ = ["demo", "demo_checks", "demo_codes"]
+if TYPE_CHECKING:
+    from ..testing import SandboxState
+
+__all__ = ["demo", "demo_checks", "demo_codes", "sandbox_mobiles", "unknown_mobiles"]
 
 
-def demo_checks(count: int, customers: int) -> Iterator[TransferCheckRequest]:
-    """Checks between generated customers: a mix of transferrable and not (customers with
-    ``i % 4 == 3`` have no transferable points, amounts vary), and every 40th from an
-    unknown customer."""
+def sandbox_mobiles(state: SandboxState) -> list[str]:
+    """The generated customers' mobile numbers, in the sandbox's order."""
+    return [str(customer.identifier("mobile")) for customer in state.generated]
+
+
+def unknown_mobiles(state: SandboxState) -> Iterator[str]:
+    """Mobile numbers that no customer of ``state`` has, as the state itself answers."""
+    for number in itertools.count(910_000_000_000):
+        if state.find("mobile", str(number)) is None:
+            yield str(number)
+
+
+def demo_checks(
+    count: int, mobiles: Sequence[str], unknown: Iterator[str]
+) -> Iterator[TransferCheckRequest]:
+    """Checks between the given customers: a mix of transferrable and not (some generated
+    customers have no transferable points, see ``generate_customers``; amounts vary), and
+    every 40th from an ``unknown`` customer."""
     for i in range(count):
-        source, target = i % customers, (i + 1 + i % 7) % customers
-        sender = f"917{i:09d}" if i % 40 == 39 else f"918{source:09d}"
+        source, target = i % len(mobiles), (i + 1 + i % 7) % len(mobiles)
         yield TransferCheckRequest(
-            from_customer=Identifier.mobile(sender),
-            to_customer=Identifier.mobile(f"918{target:09d}"),
+            from_customer=Identifier.mobile(next(unknown) if i % 40 == 39 else mobiles[source]),
+            to_customer=Identifier.mobile(mobiles[target]),
             points=1 + (i * 97) % 800,
         )
 
 
-def demo_codes(count: int, customers: int) -> Iterator[ValidationCodeRequest]:
-    """Validation codes for generated customers, every 50th for an unknown one."""
+def demo_codes(
+    count: int, mobiles: Sequence[str], unknown: Iterator[str]
+) -> Iterator[ValidationCodeRequest]:
+    """Validation codes for the given customers, every 50th for an ``unknown`` one."""
     for i in range(count):
-        mobile = f"917{i:09d}" if i % 50 == 49 else f"918{i % customers:09d}"
+        mobile = next(unknown) if i % 50 == 49 else mobiles[i % len(mobiles)]
         yield ValidationCodeRequest(Identifier.mobile(mobile), points=100)
 
 
@@ -85,12 +104,13 @@ async def demo(args: argparse.Namespace) -> int:
             checks = Batch("transfer checks", args.checks, client_rate)
             codes = Batch("validation codes", args.codes, client_rate)
             batches = [checks, codes]
+            mobiles, unknown = sandbox_mobiles(fake.state), unknown_mobiles(fake.state)
             display.start(batches, lambda: status_line(client, batches))
             try:
                 await asyncio.gather(
                     _drain(
                         client.points.is_transferrable_many(
-                            demo_checks(args.checks, args.customers), concurrency=32
+                            demo_checks(args.checks, mobiles, unknown), concurrency=32
                         ),
                         checks,
                         display,
@@ -98,7 +118,7 @@ async def demo(args: argparse.Namespace) -> int:
                     ),
                     _drain(
                         client.points.issue_validation_code_many(
-                            demo_codes(args.codes, args.customers), concurrency=32
+                            demo_codes(args.codes, mobiles, unknown), concurrency=32
                         ),
                         codes,
                         display,

@@ -16,20 +16,27 @@ __all__ = ["sandbox"]
 
 
 def _banner(fake: FakeCapillary, args: argparse.Namespace) -> str:
-    last = max(args.customers - 1, 0)
-    generated = (
-        f" + {args.customers:,} generated (mobile 918000000000..918{last:09d}, "
-        f"email customer0@example.com.., external_id ext-0..)"
-        if args.customers
-        else ""
+    """What to connect with, and which customers and programs there are, as the sandbox's
+    own state says (the CLI keeps no copy of its numbering)."""
+    from ..testing import SEEDED_CUSTOMERS
+
+    generated = fake.state.generated
+    ranges = ", ".join(
+        f"{kind} {generated[0].identifier(kind)}..{generated[-1].identifier(kind)}"
+        for kind in ("mobile", "email", "external_id")
+    )
+    extra = f" + {len(generated):,} generated ({ranges})" if generated else ""
+    docs = ", ".join(str(customer.mobile) for customer in SEEDED_CUSTOMERS)
+    programs = ", ".join(
+        f"{program.id}{' (group)' if program.group else ''}"
+        for program in fake.state.programs.values()
     )
     return "\n".join(
         [
             f"Capillary sandbox listening on {fake.url} (Ctrl-C to stop)",
             f"  username: {args.username}   password: {args.password}",
-            f"  customers: 919777785205, 919777785206, 919777785207 (the docs'){generated}",
-            f"  programs: 973, 974 (group)   "
-            f"rate limit per endpoint: {format_rate(args.rate_limit)}",
+            f"  customers: {docs} (the docs'){extra}",
+            f"  programs: {programs}   rate limit per endpoint: {format_rate(args.rate_limit)}",
             "Try:",
             f"  export {ENV_BASE_URL}={fake.url} {ENV_USERNAME}={args.username} "
             f"{ENV_PASSWORD}={args.password}",

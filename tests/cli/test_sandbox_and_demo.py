@@ -9,6 +9,19 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from capillary_points_async.cli.demo import (
+    demo_checks,
+    demo_codes,
+    sandbox_mobiles,
+    unknown_mobiles,
+)
+from capillary_points_async.testing import (
+    SEEDED_CUSTOMERS,
+    SandboxCustomer,
+    SandboxState,
+    generate_customers,
+)
+
 from .conftest import Result, sandbox_command
 
 Cli = Callable[..., Result]
@@ -75,3 +88,39 @@ def test_demo_without_rich(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.status == 0, result.err
     assert "demo: results:" in result.out
     assert "transfer checks: 20/20 done" in result.err
+
+
+def test_the_banner_lists_the_sandboxs_own_customers(
+    sandbox_process: tuple[subprocess.Popen[str], int],
+) -> None:
+    process, _ = sandbox_process
+    process.terminate()
+    out, _ = process.communicate(timeout=30)
+
+    first, last = generate_customers(5)[0], generate_customers(5)[-1]
+    assert f"mobile {first.mobile}..{last.mobile}" in out
+    assert f"email {first.email}..{last.email}" in out
+    assert f"external_id {first.external_id}..{last.external_id}" in out
+    assert ", ".join(str(customer.mobile) for customer in SEEDED_CUSTOMERS) in out
+    assert "programs: 973, 974 (group)" in out
+
+
+def test_demo_requests_name_the_sandboxs_customers() -> None:
+    state = SandboxState(clock=lambda: 0.0, customers=12)
+    # A customer where an unknown number might be guessed: the demo must ask the state.
+    state.add_customer(SandboxCustomer(user_id=1, mobile="910000000000"))
+    mobiles = sandbox_mobiles(state)
+    unknown = unknown_mobiles(state)
+
+    checks = list(demo_checks(80, mobiles, unknown))
+    codes = list(demo_codes(100, mobiles, unknown))
+
+    assert mobiles == [str(customer.mobile) for customer in state.generated]
+    senders = [check.from_customer.value for check in checks]
+    strangers = [mobile for mobile in senders if state.find("mobile", mobile) is None]
+    assert len(strangers) == 2  # every 40th
+    assert {check.to_customer.value for check in checks} <= set(mobiles)
+    assert set(senders) - set(strangers) <= set(mobiles)
+    coded = [code.identifier.value for code in codes]
+    assert sum(state.find("mobile", mobile) is None for mobile in coded) == 2  # every 50th
+    assert "910000000000" not in senders + coded
