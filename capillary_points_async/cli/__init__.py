@@ -41,7 +41,7 @@ from typing import Any
 from .. import CapillaryError, InvalidRequestError
 from .arguments import PROG, Redactor, UsageError, build_parser
 from .bulk import bulk_transferrable
-from .calls import is_transferrable, validation_code
+from .calls import is_redeemable, is_transferrable, redeem, transfer, validation_code
 from .demo import demo
 from .results import EXIT_FAILURE, EXIT_USAGE, describe, error_fields
 from .sandbox import sandbox
@@ -54,7 +54,10 @@ Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 COMMANDS: Mapping[str, Command] = {
     "sandbox": sandbox,
     "validation-code": validation_code,
+    "is-redeemable": is_redeemable,
+    "redeem": redeem,
     "is-transferrable": is_transferrable,
+    "transfer": transfer,
     "bulk-transferrable": bulk_transferrable,
     "demo": demo,
 }

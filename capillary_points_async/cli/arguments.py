@@ -19,6 +19,7 @@ from .. import (
     CapillaryClient,
     Identifier,
     InvalidRequestError,
+    OAuth,
     RateLimit,
     Region,
     __version__,
@@ -26,6 +27,8 @@ from .. import (
 
 __all__ = [
     "ENV_BASE_URL",
+    "ENV_OAUTH_KEY",
+    "ENV_OAUTH_SECRET",
     "ENV_PASSWORD",
     "ENV_PASSWORD_MD5",
     "ENV_USERNAME",
@@ -49,8 +52,13 @@ ENV_BASE_URL = "CAPILLARY_BASE_URL"
 ENV_USERNAME = "CAPILLARY_USERNAME"
 ENV_PASSWORD = "CAPILLARY_PASSWORD"
 ENV_PASSWORD_MD5 = "CAPILLARY_PASSWORD_MD5"
+ENV_OAUTH_KEY = "CAPILLARY_OAUTH_KEY"
+ENV_OAUTH_SECRET = "CAPILLARY_OAUTH_SECRET"
+#: The environment variables whose values are never printed.
+SECRET_VARIABLES = (ENV_PASSWORD, ENV_PASSWORD_MD5, ENV_OAUTH_KEY, ENV_OAUTH_SECRET)
 
-#: TYPE of ``TYPE:VALUE`` and the flags of ``validation-code``.
+#: TYPE of ``TYPE:VALUE``, and the customer flags of ``validation-code``, ``is-redeemable`` and
+#: ``redeem``.
 IDENTIFIER_TYPES: Mapping[str, Callable[[str], Identifier]] = {
     "mobile": Identifier.mobile,
     "email": Identifier.email,
@@ -72,19 +80,19 @@ class UsageError(Exception):
         self.prog = prog
 
 
-_SECRET_OPTION = re.compile(r"pass|pasw|pwd|secret|md5", re.IGNORECASE)
+_SECRET_OPTION = re.compile(r"pass|pasw|pwd|secret|md5|key|oauth|token", re.IGNORECASE)
 
 
 class Redactor:
     """Blanks secrets out of what goes to stderr.
 
-    The secrets are the values of any option whose name looks like a password's (so a
-    mistyped ``--pasword x`` is covered too, which argparse would echo as an unrecognized
-    argument) and the password variables of the environment.
+    The secrets are the values of any option whose name looks like a password's or an OAuth
+    credential's (so a mistyped ``--pasword x`` is covered too, which argparse would echo as
+    an unrecognized argument) and the environment's :data:`SECRET_VARIABLES`.
     """
 
     def __init__(self, argv: Sequence[str], environ: Mapping[str, str]) -> None:
-        secrets = {environ.get(ENV_PASSWORD, ""), environ.get(ENV_PASSWORD_MD5, "")}
+        secrets = {environ.get(name, "") for name in SECRET_VARIABLES}
         for index, token in enumerate(argv):
             name, equals, value = token.partition("=")
             if not (name.startswith("-") and _SECRET_OPTION.search(name)):
@@ -205,6 +213,16 @@ def _connection_options() -> _Parser:
         help=f"or the MD5 hex digest of the password (env {ENV_PASSWORD_MD5})",
     )
     parent.add_argument(
+        "--oauth-key",
+        metavar="KEY",
+        help=f"instead of a till: an OAuth client's key (env {ENV_OAUTH_KEY})",
+    )
+    parent.add_argument(
+        "--oauth-secret",
+        metavar="SECRET",
+        help=f"and its secret (env {ENV_OAUTH_SECRET}: better, flags show in ps)",
+    )
+    parent.add_argument(
         "--timeout",
         metavar="SECONDS",
         type=_arg_type(_positive_seconds, "timeout"),
@@ -219,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="Capillary loyalty points from the command line: validation codes, "
-        "transferability checks (one or a file of them), a local sandbox and a demo.",
+        "redemptions, transfers and the checks before them (transferability also for a file "
+        "of them), a local sandbox and a demo.",
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -227,7 +246,10 @@ def build_parser() -> argparse.ArgumentParser:
     connection = _connection_options()
     _add_sandbox(commands)
     _add_validation_code(commands, connection)
+    _add_is_redeemable(commands, connection)
+    _add_redeem(commands, connection)
     _add_is_transferrable(commands, connection)
+    _add_transfer(commands, connection)
     _add_bulk_transferrable(commands, connection)
     _add_demo(commands)
     return parser
@@ -266,14 +288,17 @@ def _add_sandbox(commands: Commands) -> None:
     sub.set_defaults(prog=sub.prog)
 
 
-def _add_validation_code(commands: Commands, connection: _Parser) -> None:
-    sub = commands.add_parser(
-        "validation-code",
-        parents=[connection],
-        help="issue the validation code a customer needs to redeem points",
-        description="GET v1.1/points/validationcode; prints the result as JSON.",
-        allow_abbrev=False,
-    )
+# What redeem and transfer say about the one outcome a caller must handle with care.
+_MAYBE_MOVED = (
+    "It is never sent twice. When it may have been applied but no answer says so (a timeout or "
+    "a reset after sending, a 5xx), the command exits 1 with OutcomeUnknownError and the "
+    "request id, if any: the points may have moved, so check the customer's points before "
+    "you run it again."
+)
+
+
+def _add_customer(sub: _Parser) -> None:
+    """One required customer flag per identifier type: ``--mobile``, ``--email``..."""
     who = sub.add_mutually_exclusive_group(required=True)
     for kind, make in IDENTIFIER_TYPES.items():
         who.add_argument(
@@ -283,20 +308,11 @@ def _add_validation_code(commands: Commands, connection: _Parser) -> None:
             type=_arg_type(make, kind),
             help=f"the customer's {kind.replace('_', ' ')}",
         )
-    sub.add_argument("--points", type=_arg_type(_whole_number, "points"), help="points to redeem")
-    sub.set_defaults(prog=sub.prog)
 
 
-def _add_is_transferrable(commands: Commands, connection: _Parser) -> None:
+def _add_parties(sub: _Parser, points_help: str) -> None:
+    """``--from``, ``--to`` (``TYPE:VALUE``) and ``--points`` of a transfer or its check."""
     identifier = _arg_type(parse_identifier, "identifier")
-    sub = commands.add_parser(
-        "is-transferrable",
-        parents=[connection],
-        help="check whether points can move from one customer to another",
-        description="POST v2/points/isTransferrable; prints the result as JSON. "
-        f"TYPE is one of {', '.join(IDENTIFIER_TYPES)}.",
-        allow_abbrev=False,
-    )
     sub.add_argument(
         "--from",
         dest="from_customer",
@@ -313,17 +329,106 @@ def _add_is_transferrable(commands: Commands, connection: _Parser) -> None:
         type=identifier,
         help="the receiver",
     )
+    _add_points(sub, points_help, required=True)
+
+
+def _add_points(sub: _Parser, text: str, *, required: bool) -> None:
     sub.add_argument(
-        "--points", type=_arg_type(_whole_number, "points"), required=True, help="to transfer"
+        "--points", type=_arg_type(_whole_number, "points"), required=required, help=text
     )
+
+
+def _add_program_id(sub: _Parser) -> None:
     sub.add_argument(
         "--program-id",
         metavar="ID",
         type=_arg_type(_whole_number, "program id"),
         help="the loyalty program (default: the org's)",
     )
+
+
+def _add_validation_code(commands: Commands, connection: _Parser) -> None:
+    sub = commands.add_parser(
+        "validation-code",
+        parents=[connection],
+        help="issue the validation code a customer needs to redeem points",
+        description="GET v1.1/points/validationcode; prints the result as JSON. The code goes "
+        "to the customer (SMS or e-mail), never to the caller.",
+        allow_abbrev=False,
+    )
+    _add_customer(sub)
+    _add_points(sub, "points to redeem", required=False)
+    sub.set_defaults(prog=sub.prog)
+
+
+def _add_is_redeemable(commands: Commands, connection: _Parser) -> None:
+    sub = commands.add_parser(
+        "is-redeemable",
+        parents=[connection],
+        help="check whether a customer can redeem points now",
+        description="GET v1.1/points/isredeemable; prints the verdict (redeemable) and what "
+        "the points are worth as JSON. A negative verdict is an answer: exit 0.",
+        allow_abbrev=False,
+    )
+    _add_customer(sub)
+    _add_points(sub, "points to redeem", required=True)
+    _add_program_id(sub)
+    sub.add_argument("--validation-code", metavar="CODE", help="check this code as well")
+    sub.add_argument("--issue-otp", action="store_true", help="also issue the validation code")
+    sub.set_defaults(prog=sub.prog)
+
+
+def _add_redeem(commands: Commands, connection: _Parser) -> None:
+    sub = commands.add_parser(
+        "redeem",
+        parents=[connection],
+        help="redeem a customer's points with the validation code they received",
+        description="POST v1.1/points/redeem, quoting the validation code the customer "
+        "received (issued by validation-code, or is-redeemable --issue-otp; a code is used up "
+        f"by the redemption that quotes it); prints the redemption as JSON. {_MAYBE_MOVED}",
+        allow_abbrev=False,
+    )
+    _add_customer(sub)
+    _add_points(sub, "points to redeem", required=True)
+    sub.add_argument(
+        "--validation-code", metavar="CODE", required=True, help="the code the customer received"
+    )
+    sub.add_argument("--transaction-number", metavar="BILL", help="the bill they are redeemed on")
+    _add_program_id(sub)
+    sub.add_argument("--notes", help="recorded with the redemption")
+    sub.set_defaults(prog=sub.prog)
+
+
+def _add_is_transferrable(commands: Commands, connection: _Parser) -> None:
+    sub = commands.add_parser(
+        "is-transferrable",
+        parents=[connection],
+        help="check whether points can move from one customer to another",
+        description="POST v2/points/isTransferrable; prints the result as JSON. "
+        f"TYPE is one of {', '.join(IDENTIFIER_TYPES)}.",
+        allow_abbrev=False,
+    )
+    _add_parties(sub, "to transfer")
+    _add_program_id(sub)
     sub.add_argument("--group", action="store_true", help="a group-program transfer")
     sub.add_argument("--issue-otp", action="store_true", help="also send the sender an OTP")
+    sub.set_defaults(prog=sub.prog)
+
+
+def _add_transfer(commands: Commands, connection: _Parser) -> None:
+    sub = commands.add_parser(
+        "transfer",
+        parents=[connection],
+        help="move points from one customer to another",
+        description="POST v2/points/transfer; prints the transfer as JSON. Check first with "
+        f"is-transferrable (with --issue-otp when the org asks for a code). {_MAYBE_MOVED} "
+        f"TYPE is one of {', '.join(IDENTIFIER_TYPES)}.",
+        allow_abbrev=False,
+    )
+    _add_parties(sub, "to transfer")
+    _add_program_id(sub)
+    sub.add_argument("--code", metavar="OTP", help="the code the sender received, if asked for")
+    sub.add_argument("--notes", help="recorded with the transfer")
     sub.set_defaults(prog=sub.prog)
 
 
@@ -392,28 +497,60 @@ def _add_demo(commands: Commands) -> None:
 # ----------------------------------------------------------------------------- the client
 
 
-def _credentials(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str, BasicAuth]:
+def _credentials(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[str, BasicAuth | OAuth]:
+    """The host and the credentials. A flag wins over its environment variable, and flags of
+    one kind of credentials (till or OAuth) over variables of the other kind."""
     base_url = args.base_url or (REGIONS[args.region].value if args.region else None)
     base_url = base_url or environ.get(ENV_BASE_URL)
     if not base_url:
         raise UsageError(f"no API host: pass --base-url or --region, or set {ENV_BASE_URL}")
+    oauth_flags = args.oauth_key is not None or args.oauth_secret is not None
+    till_flags = args.password is not None or args.password_md5 is not None
+    if oauth_flags and till_flags:
+        raise UsageError("pass a till password or OAuth credentials, not both")
+    if not (oauth_flags or till_flags):
+        oauth_flags = bool(environ.get(ENV_OAUTH_KEY) or environ.get(ENV_OAUTH_SECRET))
+        if oauth_flags and (environ.get(ENV_PASSWORD) or environ.get(ENV_PASSWORD_MD5)):
+            raise UsageError(
+                f"set a till password ({ENV_PASSWORD} or {ENV_PASSWORD_MD5}) or OAuth "
+                f"credentials ({ENV_OAUTH_KEY}, {ENV_OAUTH_SECRET}), not both"
+            )
+    if oauth_flags:
+        return base_url, _oauth(args, environ)
+    return base_url, _till(args, environ)
+
+
+def _oauth(args: argparse.Namespace, environ: Mapping[str, str]) -> OAuth:
+    key = args.oauth_key if args.oauth_key is not None else environ.get(ENV_OAUTH_KEY)
+    if not key:
+        raise UsageError(f"no OAuth key: pass --oauth-key or set {ENV_OAUTH_KEY}")
+    secret = args.oauth_secret if args.oauth_secret is not None else environ.get(ENV_OAUTH_SECRET)
+    if not secret:
+        raise UsageError(f"no OAuth secret: pass --oauth-secret or set {ENV_OAUTH_SECRET}")
+    return OAuth(key, secret)
+
+
+def _till(args: argparse.Namespace, environ: Mapping[str, str]) -> BasicAuth:
     username = args.username or environ.get(ENV_USERNAME)
     if not username:
         raise UsageError(f"no username: pass --username or set {ENV_USERNAME}")
     if args.password is not None:
-        return base_url, BasicAuth(username, args.password)
+        return BasicAuth(username, args.password)
     if args.password_md5 is not None:
-        return base_url, BasicAuth.from_md5(username, args.password_md5)
+        return BasicAuth.from_md5(username, args.password_md5)
     password, digest = environ.get(ENV_PASSWORD), environ.get(ENV_PASSWORD_MD5)
     if password and digest:
         raise UsageError(f"set only one of {ENV_PASSWORD} and {ENV_PASSWORD_MD5}")
     if password:
-        return base_url, BasicAuth(username, password)
+        return BasicAuth(username, password)
     if digest:
-        return base_url, BasicAuth.from_md5(username, digest)
+        return BasicAuth.from_md5(username, digest)
     raise UsageError(
         f"no password: pass --password or --password-md5, or set {ENV_PASSWORD} "
-        f"or {ENV_PASSWORD_MD5}"
+        f"or {ENV_PASSWORD_MD5} (or OAuth credentials: --oauth-key and --oauth-secret, or "
+        f"{ENV_OAUTH_KEY} and {ENV_OAUTH_SECRET})"
     )
 
 

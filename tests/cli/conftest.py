@@ -24,6 +24,8 @@ import pytest
 from capillary_points_async.cli import main as cli_main
 from capillary_points_async.cli.arguments import (
     ENV_BASE_URL,
+    ENV_OAUTH_KEY,
+    ENV_OAUTH_SECRET,
     ENV_PASSWORD,
     ENV_PASSWORD_MD5,
     ENV_USERNAME,
@@ -91,7 +93,14 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own CAPILLARY_* settings must not leak into these tests."""
-    for name in (ENV_BASE_URL, ENV_USERNAME, ENV_PASSWORD, ENV_PASSWORD_MD5):
+    for name in (
+        ENV_BASE_URL,
+        ENV_USERNAME,
+        ENV_PASSWORD,
+        ENV_PASSWORD_MD5,
+        ENV_OAUTH_KEY,
+        ENV_OAUTH_SECRET,
+    ):
         monkeypatch.delenv(name, raising=False)
 
 

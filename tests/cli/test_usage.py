@@ -28,7 +28,7 @@ TRANSFER = ["--from", "mobile:9777785206", "--to", "mobile:9777785207", "--point
     ("argv", "says"),
     [
         pytest.param([], "required: COMMAND", id="no command"),
-        pytest.param(["transfer"], "invalid choice", id="unknown command"),
+        pytest.param(["refund"], "invalid choice", id="unknown command"),
         pytest.param(
             ["is-transferrable", *LOGIN, "--from", "mobile:1", "--points", "1"],
             "required: --to",
@@ -108,6 +108,46 @@ TRANSFER = ["--from", "mobile:9777785206", "--to", "mobile:9777785207", "--point
             id="no password",
         ),
         pytest.param(
+            ["validation-code", *LOGIN, "--oauth-key", "k", "--mobile", "1"],
+            "pass a till password or OAuth credentials, not both",
+            id="password and OAuth",
+        ),
+        pytest.param(
+            ["validation-code", "--region", "eu", "--oauth-key", "k", "--mobile", "1"],
+            "no OAuth secret: pass --oauth-secret or set CAPILLARY_OAUTH_SECRET",
+            id="OAuth key without secret",
+        ),
+        pytest.param(
+            ["validation-code", "--region", "eu", "--oauth-secret", SECRET, "--mobile", "1"],
+            "no OAuth key: pass --oauth-key or set CAPILLARY_OAUTH_KEY",
+            id="OAuth secret without key",
+        ),
+        pytest.param(
+            ["redeem", *LOGIN, "--mobile", "1", "--points", "10"],
+            "the following arguments are required: --validation-code",
+            id="redeem without a code",
+        ),
+        pytest.param(
+            ["redeem", *LOGIN, "--mobile", "1", "--points", "0", "--validation-code", "X"],
+            "InvalidRequestError: points must be a whole number from 1 to",
+            id="redeem zero points (the library says so)",
+        ),
+        pytest.param(
+            ["is-redeemable", *LOGIN, "--mobile", "1"],
+            "the following arguments are required: --points",
+            id="is-redeemable without points",
+        ),
+        pytest.param(
+            ["transfer", *LOGIN, "--from", "mobile:1", "--points", "1"],
+            "required: --to",
+            id="transfer without a receiver",
+        ),
+        pytest.param(
+            ["transfer", *LOGIN, "--from", "mobile:1", "--to", "mobile:1", "--points", "1"],
+            "InvalidRequestError: from_customer and to_customer are the same identifier",
+            id="transfer to oneself (the library says so)",
+        ),
+        pytest.param(
             [
                 "validation-code",
                 "--base-url",
@@ -183,6 +223,57 @@ def test_both_password_variables_are_ambiguous(cli: Cli, monkeypatch: pytest.Mon
     assert "set only one of CAPILLARY_PASSWORD and CAPILLARY_PASSWORD_MD5" in result.err
 
 
+def test_till_and_oauth_variables_together_are_ambiguous(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAPILLARY_PASSWORD", SECRET)
+    monkeypatch.setenv("CAPILLARY_OAUTH_KEY", "key-1")
+    monkeypatch.setenv("CAPILLARY_OAUTH_SECRET", "oauth-secret-1")
+
+    result = cli("validation-code", "--region", "eu", "--username", "t", "--mobile", "1")
+
+    assert result.status == 2
+    assert "or OAuth credentials (CAPILLARY_OAUTH_KEY, CAPILLARY_OAUTH_SECRET), not both" in (
+        result.err
+    )
+    for secret in (SECRET, "key-1", "oauth-secret-1"):
+        assert secret not in result.err
+
+
+def test_oauth_secrets_are_never_echoed(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAPILLARY_OAUTH_SECRET", "env-secret-2")
+
+    # stray arguments that happen to be the credentials: argparse would echo them
+    result = cli(
+        "validation-code", "--region", "eu", "--oauth-key", "flag-key-1", "--mobile", "1",
+        "flag-key-1", "env-secret-2",
+    )  # fmt: skip
+
+    assert result.status == 2
+    assert "unrecognized arguments: *** ***" in result.err
+    assert "flag-key-1" not in result.err
+    assert "env-secret-2" not in result.err
+
+
+def test_no_credentials_names_both_kinds(cli: Cli) -> None:
+    result = cli("validation-code", "--region", "eu", "--username", "till", "--mobile", "1")
+
+    assert result.status == 2
+    assert "--oauth-key and --oauth-secret" in result.err
+    assert "CAPILLARY_OAUTH_KEY and CAPILLARY_OAUTH_SECRET" in result.err
+
+
+@pytest.mark.parametrize("command", ["redeem", "transfer"])
+def test_help_of_moving_commands_warns_of_unknown_outcomes(cli: Cli, command: str) -> None:
+    helped = cli(command, "--help")
+
+    assert helped.status == 0
+    text = " ".join(helped.out.split())  # argparse wraps lines
+    assert "OutcomeUnknownError" in text
+    assert "the points may have moved" in text
+    assert "It is never sent twice" in text
+
+
 def test_help_and_version_exit_0(cli: Cli) -> None:
     assert cli("--help").status == 0
     helped = cli("bulk-transferrable", "--help")
@@ -240,6 +331,15 @@ def test_parse_identifier(text: str, identifier: Identifier) -> None:
 def test_parse_identifier_rejects(text: str) -> None:
     with pytest.raises(InvalidRequestError):
         parse_identifier(text)
+
+
+def test_redactor_covers_oauth_flags_and_environment() -> None:
+    redact = Redactor(
+        ["--oauth-key", "alpha-1", "--oauth-secret=beta-2"],
+        {"CAPILLARY_OAUTH_KEY": "gamma", "CAPILLARY_OAUTH_SECRET": "delta"},
+    )
+
+    assert redact("alpha-1 beta-2 gamma delta") == "*** *** *** ***"
 
 
 def test_redactor_covers_flags_typos_and_environment() -> None:
