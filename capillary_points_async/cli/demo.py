@@ -46,9 +46,10 @@ def demo_checks(
 ) -> Iterator[TransferCheckRequest]:
     """Checks between the given customers: a mix of transferrable and not (some generated
     customers have no transferable points, see ``generate_customers``; amounts vary), and
-    every 40th from an ``unknown`` customer."""
+    every 40th from an ``unknown`` customer. The receiver is never the sender."""
     for i in range(count):
-        source, target = i % len(mobiles), (i + 1 + i % 7) % len(mobiles)
+        source = i % len(mobiles)
+        target = (source + 1 + (i % 7) % (len(mobiles) - 1)) % len(mobiles)
         yield TransferCheckRequest(
             from_customer=Identifier.mobile(next(unknown) if i % 40 == 39 else mobiles[source]),
             to_customer=Identifier.mobile(mobiles[target]),

@@ -124,3 +124,12 @@ def test_demo_requests_name_the_sandboxs_customers() -> None:
     coded = [code.identifier.value for code in codes]
     assert sum(state.find("mobile", mobile) is None for mobile in coded) == 2  # every 50th
     assert "910000000000" not in senders + coded
+    assert all(check.from_customer != check.to_customer for check in checks)
+
+
+def test_demo_runs_with_two_customers(cli: Cli) -> None:
+    # The fewest it accepts: no check may go from a customer to the same customer.
+    result = cli("demo", "--checks", "30", "--codes", "5", "--customers", "2", "--limit", "400")
+
+    assert result.status == 0, result.err
+    assert "InvalidRequestError" not in result.out
