@@ -25,6 +25,7 @@ class FaultKind(enum.Enum):
     ERROR_PAGE = "error_page"  # a 5xx HTML page from a proxy, not JSON
     BUSY = "busy"  # v2's 521 "Multiple actions are running for the same customer"
     TRUNCATE = "truncate"  # a correct answer whose JSON body is cut in half
+    DROP_AFTER_APPLY = "drop_after_apply"  # the request is carried out, the answer never sent
 
 
 def _share(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -46,8 +47,8 @@ def _interval(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (
         isinstance(value, tuple)
         and len(value) == 2
-        and all(isinstance(bound, (int, float)) for bound in value)
-        and value[0] <= value[1]
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in value)
+        and value[0] <= value[1]  # also False for NaN
     ):
         raise ValueError(f"{attribute.name} must be None or a (start, end) pair, got {value!r}")
 
@@ -85,6 +86,18 @@ class Faults:
             customer". Only v2 documents this answer, so the v1.1 endpoint ignores it.
         truncate_rate: share of answers whose JSON body is cut in half (with a matching
             ``Content-Length``, so only the JSON is broken, not the HTTP framing).
+        drop_after_apply_rate: share of requests carried out (a redemption taken, a code
+            issued, points moved) whose connection is then dropped without an answer: the
+            case in which a client cannot know whether its call took effect.
+        outage_during: ``(start, end)`` in seconds since the sandbox started during which the
+            whole sandbox is down: it stops listening, so connections are refused (clients
+            see a connection failure, proof that nothing reached the server), and open
+            connections are closed (a request on its way then, or sent on a kept-alive
+            connection before the client saw it close, fails as a reset after sending, as
+            with a real host). It takes every endpoint down, so it must be the same
+            for all of them (give it in one ``Faults`` or under ``"*"``). Timed on the
+            sandbox's clock as the event loop's timers see it: exact with the default clock
+            (the loop's time, virtual under looptime). ``for_requests`` does not end it.
         for_requests: apply to the next this many requests per endpoint, then heal. ``None``
             applies until the faults are replaced.
     """
@@ -98,6 +111,8 @@ class Faults:
     error_statuses: tuple[int, ...] = attrs.field(default=(502, 503), validator=_server_errors)
     busy_rate: float = attrs.field(default=0.0, validator=_share)
     truncate_rate: float = attrs.field(default=0.0, validator=_share)
+    drop_after_apply_rate: float = attrs.field(default=0.0, validator=_share)
+    outage_during: tuple[float, float] | None = attrs.field(default=None, validator=_interval)
     for_requests: int | None = attrs.field(default=None, validator=_count)
 
     def __attrs_post_init__(self) -> None:
@@ -117,6 +132,8 @@ class Faults:
             (FaultKind.ERROR_PAGE, self.error_rate),
             (FaultKind.BUSY, self.busy_rate),
             (FaultKind.TRUNCATE, self.truncate_rate),
+            # Last: the fates that earlier kinds drew for a seed stay as they were.
+            (FaultKind.DROP_AFTER_APPLY, self.drop_after_apply_rate),
         )
 
 

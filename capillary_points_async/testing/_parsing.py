@@ -16,11 +16,17 @@ import orjson
 from ._state import IDENTIFIER_KINDS, identifier_kind_of_v2_type
 
 __all__ = [
+    "RedeemBody",
+    "RedeemabilityQuery",
     "Rejected",
-    "TransferCheckBody",
+    "TransferBody",
     "ValidationCodeQuery",
     "int32",
-    "parse_transfer_check",
+    "parse_redeem",
+    "parse_redeem_query",
+    "parse_redeemability",
+    "parse_token_request",
+    "parse_transfer",
     "parse_validation_code",
     "reject",
 ]
@@ -76,33 +82,143 @@ class ValidationCodeQuery:
 
 
 @attrs.frozen
-class TransferCheckBody:
+class RedeemabilityQuery:
+    kind: str
+    value: str
+    points: int
+    program_id: int | None  # None: the org's default program
+    issue_otp: bool
+    validation_code: str | None
+
+
+@attrs.frozen
+class RedeemBody:
+    kind: str
+    value: str
+    points: int
+    validation_code: str | None
+    transaction_number: str | None
+
+
+@attrs.frozen
+class TransferBody:
+    """The body of isTransferrable and of transfer, which share their fields."""
+
     points: int
     program_id: int | None  # None: the org's default program
     group: bool
-    issue_otp: bool
+    issue_otp: bool  # isTransferrable's
     source: tuple[str, str]  # (identifier kind, value)
     target: tuple[str, str]
+    code: str | None  # transfer's: the OTP issued for it
+    notes: str | None  # transfer's
+
+
+def _format_json(query: Mapping[str, str]) -> None:
+    if query.get("format", "json").lower() != "json":
+        reject(400, 400, "the sandbox answers format=json only")
+
+
+def _query_identifier(query: Mapping[str, str]) -> tuple[str, str]:
+    """The first identifier given, in :data:`IDENTIFIER_KINDS` order."""
+    for kind in IDENTIFIER_KINDS:
+        value = query.get(kind, "").strip()
+        if value:
+            return kind, value
+    reject(400, 400, f"pass one identifier: {', '.join(IDENTIFIER_KINDS)}")
 
 
 def parse_validation_code(query: Mapping[str, str]) -> ValidationCodeQuery:
-    """The first identifier given (in :data:`IDENTIFIER_KINDS` order) and ``points``."""
-    if query.get("format", "json").lower() != "json":
-        reject(400, 400, "the sandbox answers format=json only")
+    """The identifier and ``points``."""
+    _format_json(query)
     points = query.get("points")
     # Any sign: the docs' own curl sends points=-100 and gets it echoed back.
     number = None if points is None else int32(points)
     if points is not None and number is None:
         reject(400, 400, f"points must be a whole number (int32), got {points!r}")
-    for kind in IDENTIFIER_KINDS:
-        value = query.get(kind, "").strip()
-        if value:
-            return ValidationCodeQuery(kind, value, number)
-    reject(400, 400, f"pass one identifier: {', '.join(IDENTIFIER_KINDS)}")
+    return ValidationCodeQuery(*_query_identifier(query), number)
 
 
-def parse_transfer_check(content_type: str, payload: bytes) -> TransferCheckBody:
-    """Check an isTransferrable body; the first problem found decides the answer."""
+def parse_redeemability(query: Mapping[str, str]) -> RedeemabilityQuery:
+    """The isredeemable query: identifier, ``points`` (required, > 0), ``program_id``,
+    ``issue_otp`` and ``validation_code``."""
+    _format_json(query)
+    kind, value = _query_identifier(query)
+    return RedeemabilityQuery(
+        kind,
+        value,
+        _positive(query.get("points"), "points"),
+        _program_id(query.get("program_id")),
+        _flag(query.get("issue_otp"), "issue_otp"),
+        query.get("validation_code") or None,
+    )
+
+
+def parse_redeem_query(query: Mapping[str, str]) -> int | None:
+    """The ``program_id`` of a redeem's query (None: the org's default program)."""
+    _format_json(query)
+    return _program_id(query.get("program_id"))
+
+
+def parse_redeem(content_type: str, payload: bytes) -> RedeemBody:
+    """A redeem body, ``{"root": {"redeem": [item]}}``; the schema's object in place of the
+    examples' one-item array is taken too. One item per request: what the client sends."""
+    body = _json_object(content_type, payload)
+    root = body.get("root")
+    items = root.get("redeem") if isinstance(root, dict) else None
+    if isinstance(items, list) and len(items) == 1:
+        items = items[0]
+    if not isinstance(items, dict):
+        reject(400, 400, "the body must be {'root': {'redeem': [one item]}}")
+    item = items
+    customer = item.get("customer")
+    identifier = next(
+        (
+            (kind, str(value).strip())
+            for kind in IDENTIFIER_KINDS
+            if isinstance(customer, dict)
+            and isinstance(value := customer.get(kind), (str, int))
+            and not isinstance(value, bool)
+            and str(value).strip()
+        ),
+        None,
+    )
+    if identifier is None:
+        reject(400, 400, f"customer must carry one of {', '.join(IDENTIFIER_KINDS)}")
+    return RedeemBody(
+        *identifier,
+        points=_positive(item.get("points_redeemed"), "points_redeemed"),
+        validation_code=_text(item.get("validation_code"), "validation_code"),
+        transaction_number=_text(item.get("transaction_number"), "transaction_number"),
+    )
+
+
+def parse_transfer(content_type: str, payload: bytes, *, check: bool) -> TransferBody:
+    """An isTransferrable body (``check``) or a transfer body; the first problem found
+    decides the answer. A check reads ``issueOtp``, a transfer ``code`` and ``notes``."""
+    body = _json_object(content_type, payload)
+    return TransferBody(
+        points=_points(body.get("pointsTobeTransferred")),
+        program_id=_program_id(body.get("programId")),
+        group=_flag(body.get("groupProgramTransfer"), "groupProgramTransfer"),
+        issue_otp=check and _flag(body.get("issueOtp"), "issueOtp"),
+        source=_identifier(body.get("fromCustomerIdentifier")),
+        target=_identifier(body.get("toCustomerIdentifier")),
+        code=None if check else _text(body.get("code"), "code"),
+        notes=None if check else _text(body.get("notes"), "notes"),
+    )
+
+
+def parse_token_request(content_type: str, payload: bytes) -> tuple[str, str]:
+    """The ``key`` and ``secret`` of an OAuth token request."""
+    body = _json_object(content_type, payload)
+    key, secret = body.get("key"), body.get("secret")
+    if not (isinstance(key, str) and isinstance(secret, str)):
+        reject(400, 400, "send the OAuth client's key and secret as JSON strings")
+    return key, secret
+
+
+def _json_object(content_type: str, payload: bytes) -> dict[str, object]:
     if content_type != "application/json":
         reject(415, 415, "Unsupported Media Type: send application/json")
     try:
@@ -111,14 +227,21 @@ def parse_transfer_check(content_type: str, payload: bytes) -> TransferCheckBody
         reject(400, 400, "the body is not valid JSON")
     if not isinstance(body, dict):
         reject(400, 400, "the body must be a JSON object")
-    return TransferCheckBody(
-        points=_points(body.get("pointsTobeTransferred")),
-        program_id=_program_id(body.get("programId")),
-        group=_flag(body.get("groupProgramTransfer"), "groupProgramTransfer"),
-        issue_otp=_flag(body.get("issueOtp"), "issueOtp"),
-        source=_identifier(body.get("fromCustomerIdentifier")),
-        target=_identifier(body.get("toCustomerIdentifier")),
-    )
+    return body
+
+
+def _positive(value: object, name: str) -> int:
+    # v1.1 points: a JSON number or its digits in a string (the redeem schema says string).
+    number = int32(value)
+    if number is None or number <= 0:
+        reject(400, 400, f"{name} must be a whole number above 0 (int32), got {value!r}")
+    return number
+
+
+def _text(value: object, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    reject(400, 400, f"{name} must be a string")
 
 
 def _points(value: object) -> int:

@@ -1,4 +1,5 @@
-"""What the sandbox knows: customers, programs, and the validation codes it has issued.
+"""What the sandbox knows: customers and their points, programs, the validation codes it has
+issued, and the redemptions and transfers it has carried out.
 
 Generated customers follow a fixed scheme (see :func:`generate_customers`) so that a CLI run or
 a benchmark can build requests for them without asking the server.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Callable, Iterable
+from typing import Literal, get_args
 
 import attrs
 
@@ -17,13 +19,23 @@ __all__ = [
     "DEFAULT_PROGRAMS",
     "IDENTIFIER_KINDS",
     "SEEDED_CUSTOMERS",
+    "OtpScope",
     "Program",
+    "Redeemed",
     "SandboxCustomer",
     "SandboxState",
+    "Transferred",
     "generate_customers",
     "identifier_kind_of_v2_type",
     "normalize_mobile",
 ]
+
+#: What a code is for: a redemption's validation code (issued by ``validationcode`` and by
+#: ``isredeemable`` with ``issue_otp``) or a transfer's OTP (``isTransferrable`` with
+#: ``issueOtp``). The docs issue them through different calls (the transfer page names
+#: isTransferrable and issuePointsTransferOtp), so the sandbox keeps them apart: one is no
+#: good for the other.
+OtpScope = Literal["redeem", "transfer"]
 
 DEFAULT_COUNTRY_CODE = "91"
 
@@ -43,6 +55,10 @@ _V2_TYPES = {
 }
 
 _OTP_ALPHABET = string.ascii_uppercase + string.digits
+# Redemption ids look like the docs' "7t4y2a"; effect and transfer ids like theirs too.
+_REDEMPTION_ID_ALPHABET = string.ascii_lowercase + string.digits
+_FIRST_EFFECT_ID = 27_141_811
+_FIRST_TRANSFER_ID = 1_043_035
 
 
 def identifier_kind_of_v2_type(type_: str) -> str | None:
@@ -63,12 +79,18 @@ def _optional_mobile(value: str | None) -> str | None:
     return None if value is None else normalize_mobile(value)
 
 
-@attrs.frozen(kw_only=True)
+# Identifiers are fixed (the state indexes customers by them); balances move.
+_MOVES = attrs.setters.NO_OP
+
+
+@attrs.define(kw_only=True, on_setattr=attrs.setters.frozen)
 class SandboxCustomer:
     """A loyalty customer of the sandbox.
 
     Only ``transaction_points`` can be transferred: Capillary does not transfer points that
-    were added when the customer was created (``creation_points``).
+    were added when the customer was created (``creation_points``). Both can be redeemed.
+    The two balances change as the sandbox carries out redemptions and transfers; every
+    other field is read-only (assigning one raises ``attrs.exceptions.FrozenAttributeError``).
     """
 
     user_id: int
@@ -79,8 +101,8 @@ class SandboxCustomer:
     card_external_id: str | None = None
     first_name: str = ""
     last_name: str = ""
-    transaction_points: float = 0.0
-    creation_points: float = 0.0
+    transaction_points: float = attrs.field(default=0.0, on_setattr=_MOVES)
+    creation_points: float = attrs.field(default=0.0, on_setattr=_MOVES)
     lifetime_purchases: float = 0.0
     created: str = "2025-01-01T00:00:00Z"
     modified: str = "2025-01-01T00:00:00Z"
@@ -93,8 +115,41 @@ class SandboxCustomer:
         value: str | None = getattr(self, kind)
         return value
 
+    @property
+    def redeemable_points(self) -> float:
+        """What a redemption can take: every point, those of the creation included."""
+        return self.transaction_points + self.creation_points
+
     def can_transfer(self, points: float) -> bool:
         return self.transaction_points >= points
+
+    def can_redeem(self, points: float) -> bool:
+        return self.redeemable_points >= points
+
+
+@attrs.frozen
+class Redeemed:
+    """A redemption the sandbox carried out (``at``: the sandbox's clock)."""
+
+    redemption_id: str
+    effect_id: int  # ``side_effects.effect[0].id`` of the answer
+    user_id: int
+    points: int
+    validation_code: str
+    transaction_number: str | None
+    at: float
+
+
+@attrs.frozen
+class Transferred:
+    """A transfer the sandbox carried out (``at``: the sandbox's clock)."""
+
+    transfer_id: int
+    from_user_id: int
+    to_user_id: int
+    points: int
+    program_id: int
+    at: float
 
 
 @attrs.frozen
@@ -211,11 +266,12 @@ def _index_key(kind: str, value: str) -> str:
 
 
 class SandboxState:
-    """Customers, programs and issued validation codes; shared by every request.
+    """Customers and their points, programs, issued codes, and what was redeemed and
+    transferred; shared by every request.
 
     Args:
         clock: the time source of OTP validity (the server passes its own clock).
-        seed: makes generated customers and validation codes reproducible.
+        seed: makes generated customers, codes and redemption ids reproducible.
         customers: how many customers to generate (see :func:`generate_customers`), on top
             of :data:`SEEDED_CUSTOMERS`.
         otp_validity: seconds a validation code stays valid; issuing again within it sends
@@ -239,14 +295,21 @@ class SandboxState:
         self.customers: list[SandboxCustomer] = []
         #: The generated customers only; ``generated[i]`` is customer ``i`` of the scheme.
         self.generated: list[SandboxCustomer] = generate_customers(customers, seed)
+        #: Redemptions carried out, in order.
+        self.redemptions: list[Redeemed] = []
+        #: Transfers carried out, in order.
+        self.transfers: list[Transferred] = []
         self._index: dict[tuple[str, str], SandboxCustomer] = {}
-        self._otps: dict[int, tuple[str, float]] = {}
+        self._otps: dict[str, dict[int, tuple[str, float]]] = {s: {} for s in get_args(OtpScope)}
         self._otp_rng = random.Random(f"{seed}/otp")
-        for customer in (*SEEDED_CUSTOMERS, *self.generated):
+        self._id_rng = random.Random(f"{seed}/redemption-ids")
+        # Copies: the seeded customers' balances move, and SEEDED_CUSTOMERS is shared.
+        for customer in (*map(attrs.evolve, SEEDED_CUSTOMERS), *self.generated):
             self.add_customer(customer)
 
     def add_customer(self, customer: SandboxCustomer) -> SandboxCustomer:
-        """Make ``customer`` known; its identifiers must not belong to anyone else yet."""
+        """Make ``customer`` known; its identifiers must not belong to anyone else yet. The
+        state changes its balances from now on."""
         keys = [
             (kind, _index_key(kind, value))
             for kind in IDENTIFIER_KINDS
@@ -273,23 +336,79 @@ class SandboxState:
             )
         return self._index.get((kind, _index_key(kind, value)))
 
-    def issue_otp(self, customer: SandboxCustomer) -> str:
-        """Issue a validation code, or the same one again while it is still valid."""
-        now = self._clock()
-        current = self._otps.get(customer.user_id)
-        if current is not None and now < current[1]:
-            return current[0]
+    # -- codes --------------------------------------------------------------------------------
+
+    def issue_otp(self, customer: SandboxCustomer, scope: OtpScope = "redeem") -> str:
+        """Issue a code, or the same one again while it is still valid."""
+        current = self.current_otp(customer, scope)
+        if current is not None:
+            return current
         code = "".join(self._otp_rng.choices(_OTP_ALPHABET, k=6))
-        self._otps[customer.user_id] = (code, now + self.otp_validity)
+        self._otps[scope][customer.user_id] = (code, self._clock() + self.otp_validity)
         return code
 
-    def otp_for(self, value: str, *, kind: str = "mobile") -> str | None:
-        """The validation code currently valid for a customer, or None.
-
-        Responses never carry the code (it goes out by SMS or e-mail); tests read it here.
-        """
-        customer = self.find(kind, value)
-        if customer is None:
-            return None
-        current = self._otps.get(customer.user_id)
+    def current_otp(self, customer: SandboxCustomer, scope: OtpScope = "redeem") -> str | None:
+        """The code of ``scope`` that is valid for ``customer`` now, or None."""
+        current = self._otps[scope].get(customer.user_id)
         return current[0] if current is not None and self._clock() < current[1] else None
+
+    def otp_for(
+        self, value: str, *, kind: str = "mobile", scope: OtpScope = "redeem"
+    ) -> str | None:
+        """The code currently valid for a customer, or None: by default the validation code
+        a redemption must quote; ``scope="transfer"`` the OTP a transfer must quote.
+
+        Responses never carry a code (it goes out by SMS or e-mail); tests read it here.
+        A code stops being valid when it expires or when the call that quotes it succeeds.
+        """
+        if scope not in self._otps:
+            raise ValueError(f"unknown scope {scope!r}; expected one of {tuple(self._otps)}")
+        customer = self.find(kind, value)
+        return None if customer is None else self.current_otp(customer, scope)
+
+    # -- points -------------------------------------------------------------------------------
+
+    def redeem(
+        self,
+        customer: SandboxCustomer,
+        points: int,
+        validation_code: str,
+        transaction_number: str | None = None,
+    ) -> Redeemed:
+        """Take ``points`` (transaction points first, then those of the creation) and use up
+        the validation code. The caller has checked the code and the balance."""
+        self._otps["redeem"].pop(customer.user_id, None)
+        from_transactions = min(float(points), customer.transaction_points)
+        customer.transaction_points -= from_transactions
+        customer.creation_points -= points - from_transactions
+        record = Redeemed(
+            redemption_id="".join(self._id_rng.choices(_REDEMPTION_ID_ALPHABET, k=6)),
+            effect_id=_FIRST_EFFECT_ID + len(self.redemptions),
+            user_id=customer.user_id,
+            points=points,
+            validation_code=validation_code,
+            transaction_number=transaction_number,
+            at=self._clock(),
+        )
+        self.redemptions.append(record)
+        return record
+
+    def transfer(
+        self, source: SandboxCustomer, target: SandboxCustomer, points: int, program: Program
+    ) -> Transferred:
+        """Move ``points`` of ``source``'s transaction points to ``target`` and use up
+        ``source``'s transfer OTP, if one was issued. The caller has checked the OTP and the
+        balance."""
+        self._otps["transfer"].pop(source.user_id, None)
+        source.transaction_points -= points
+        target.transaction_points += points
+        record = Transferred(
+            transfer_id=_FIRST_TRANSFER_ID + len(self.transfers),
+            from_user_id=source.user_id,
+            to_user_id=target.user_id,
+            points=points,
+            program_id=program.id,
+            at=self._clock(),
+        )
+        self.transfers.append(record)
+        return record

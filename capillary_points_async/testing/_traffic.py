@@ -16,9 +16,15 @@ from typing import TypeAlias, TypeVar
 
 import attrs
 
+from .. import _endpoints as declared
+from ..errors import InvalidRequestError
+
 __all__ = [
     "ENDPOINTS",
+    "IS_REDEEMABLE",
     "IS_TRANSFERRABLE",
+    "REDEEM",
+    "TRANSFER",
     "VALIDATION_CODE",
     "RateLimitRule",
     "SlidingWindow",
@@ -28,13 +34,14 @@ __all__ = [
     "per_endpoint",
 ]
 
-VALIDATION_CODE = "v1.1/points/validationcode"
-IS_TRANSFERRABLE = "v2/points/isTransferrable"
-ENDPOINTS = (VALIDATION_CODE, IS_TRANSFERRABLE)
-
-# The OpenAPI definition spells the path with one r; the page and its curl with two. Both
-# reach the same endpoint and share its quota.
-_ALIASES = {"v2/points/isTransferable": IS_TRANSFERRABLE}
+# The endpoint keys, read from the library's declarations so that the sandbox serves what the
+# client calls (and the spellings it accepts) without a list of its own.
+VALIDATION_CODE = declared.VALIDATION_CODE.key
+IS_TRANSFERRABLE = declared.IS_TRANSFERRABLE.key
+IS_REDEEMABLE = declared.IS_REDEEMABLE.key
+REDEEM = declared.REDEEM.key
+TRANSFER = declared.TRANSFER.key
+ENDPOINTS = tuple(endpoint.key for endpoint in declared.ENDPOINTS)
 
 T = TypeVar("T")
 
@@ -45,11 +52,11 @@ def endpoint_key(path: str) -> str:
     Raises:
         ValueError: the path is not one of the sandbox's endpoints.
     """
-    key = path.strip("/")
-    key = _ALIASES.get(key, key)
-    if key not in ENDPOINTS:
-        raise ValueError(f"unknown endpoint {path!r}; expected one of {ENDPOINTS} or '*'")
-    return key
+    try:
+        return declared.canonical_key(path.strip("/"))
+    except InvalidRequestError:
+        expected = f"expected one of {ENDPOINTS} or '*'"
+        raise ValueError(f"unknown endpoint {path!r}; {expected}") from None
 
 
 def per_endpoint(spec: object, coerce: Callable[[object], T]) -> dict[str, T]:
@@ -142,13 +149,18 @@ class Stats:
     Attributes:
         requests: arrivals per endpoint, including the ones answered 429 or faulted.
         responses: responses per ``(endpoint, HTTP status)``.
-        resets: connections the sandbox dropped without answering, per endpoint.
+        resets: connections the sandbox dropped without answering, per endpoint (the
+            ``reset_rate`` ones, before the request was carried out, and the
+            ``drop_after_apply_rate`` ones, after).
+        token_requests: OAuth token requests (``v3/oauth/token/generate``), answered or
+            refused; not a points endpoint, so counted apart from ``requests``.
     """
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
         self.responses: Counter[tuple[str, int]] = Counter()
         self.resets: Counter[str] = Counter()
+        self.token_requests = 0
         # array('d') holds a million arrivals in 8 MB, a list of floats needs four times that.
         self._arrivals: dict[str, array[float]] = {key: array("d") for key in ENDPOINTS}
 

@@ -15,6 +15,9 @@ from capillary_points_async.testing import FakeCapillary
 SAMPLES = Path(__file__).parent.parent / "samples"
 CODE_PATH = "/v1.1/points/validationcode"
 CHECK_PATH = "/v2/points/isTransferrable"
+REDEEMABLE_PATH = "/v1.1/points/isredeemable"
+REDEEM_PATH = "/v1.1/points/redeem"
+TRANSFER_PATH = "/v2/points/transfer"
 
 
 def basic(username: str = "sandbox", password: str = "sandbox") -> str:
@@ -38,6 +41,17 @@ def check_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return {key: value for key, value in body.items() if value is not None}
+
+
+def redeem_body(mobile: str, points: Any, code: Any, **extra: Any) -> dict[str, Any]:
+    """The redeem page's body for one item (``extra``: more item fields)."""
+    item = {"points_redeemed": points, "customer": {"mobile": mobile}, "validation_code": code}
+    return {"root": {"redeem": [{**item, **extra}]}}
+
+
+def transfer_body(**overrides: Any) -> dict[str, Any]:
+    """The transfer page's body, 9777785206 -> 9777785207 (None removes a field)."""
+    return check_body(**{"issueOtp": None, "groupProgramTransfer": None, **overrides})
 
 
 class Clock:
@@ -67,4 +81,19 @@ class Api:
     async def check(self, body: Any = None, path: str = CHECK_PATH) -> tuple[int, Any, Any]:
         payload = check_body() if body is None else body
         async with self.session.post(self.fake.url + path, json=payload) as response:
+            return response.status, response.headers, await response.json()
+
+    async def redeemable(self, **params: str) -> tuple[int, Any, Any]:
+        query = {"format": "json", **params}
+        async with self.session.get(self.fake.url + REDEEMABLE_PATH, params=query) as response:
+            return response.status, response.headers, await response.json()
+
+    async def redeem(self, body: Any, **params: str) -> tuple[int, Any, Any]:
+        query = {"format": "json", **params}
+        url = self.fake.url + REDEEM_PATH
+        async with self.session.post(url, params=query, json=body) as response:
+            return response.status, response.headers, await response.json()
+
+    async def transfer(self, body: Any) -> tuple[int, Any, Any]:
+        async with self.session.post(self.fake.url + TRANSFER_PATH, json=body) as response:
             return response.status, response.headers, await response.json()

@@ -317,7 +317,7 @@ async def test_every_response_has_its_own_request_id(api: Api) -> None:
 async def test_unknown_paths_are_404_json(
     session: aiohttp.ClientSession, fake: FakeCapillary
 ) -> None:
-    async with session.get(fake.url + "/v2/points/transfer") as response:
+    async with session.get(fake.url + "/v2/points/redeem") as response:
         assert response.status == 404
         assert response.headers["X-Cap-Requestid"]
         assert (await response.json())["errors"][0]["code"] == 404
@@ -364,8 +364,10 @@ async def test_transfer_check_issues_an_otp_only_when_asked_and_transferrable(
     api: Api, fake: FakeCapillary
 ) -> None:
     await api.check(check_body(issueOtp=False))
-    assert fake.state.otp_for("9777785206") is None
+    assert fake.state.otp_for("9777785206", scope="transfer") is None
     await api.check(check_body(issueOtp="true", pointsTobeTransferred=10_000))
-    assert fake.state.otp_for("9777785206") is None
+    assert fake.state.otp_for("9777785206", scope="transfer") is None
     await api.check(check_body(issueOtp=True))
-    assert fake.state.otp_for("9777785206") is not None
+    assert fake.state.otp_for("9777785206", scope="transfer") is not None
+    # A transfer's OTP is no validation code for a redemption.
+    assert fake.state.otp_for("9777785206") is None
