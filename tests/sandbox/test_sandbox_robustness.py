@@ -23,7 +23,17 @@ from yarl import URL
 from capillary_points_async.testing import FakeCapillary, Faults
 from capillary_points_async.testing._parsing import int32
 
-from .helpers import CHECK_PATH, CODE_PATH, Api, check_body
+from .helpers import (
+    CHECK_PATH,
+    CODE_PATH,
+    REDEEM_PATH,
+    REDEEMABLE_PATH,
+    TRANSFER_PATH,
+    Api,
+    check_body,
+    redeem_body,
+    transfer_body,
+)
 
 # Points and program ids are int32 in Capillary's OpenAPI definitions.
 INT32_MAX = 2**31 - 1
@@ -156,7 +166,7 @@ async def test_unknown_paths_stay_404_whatever_the_method(
     session: aiohttp.ClientSession, fake: FakeCapillary
 ) -> None:
     for method in ("GET", "POST", "DELETE"):
-        async with session.request(method, fake.url + "/v2/points/transfer") as response:
+        async with session.request(method, fake.url + "/v2/points/redeem") as response:
             assert response.status == 404
             assert "Allow" not in response.headers
             assert v2_error_code(await response.json()) == 404
@@ -351,3 +361,125 @@ def test_int32_reads_text_as_ascii_digits_with_an_optional_minus_within_int32(te
     written = re.fullmatch(r"-?[0-9]+", text, flags=re.ASCII) is not None
     expected = int(text) if written and INT32_MIN <= int(text) <= INT32_MAX else None
     assert int32(text) == expected
+
+
+# -- property: the same for the endpoints of the rest of both flows -----------------------------
+
+REDEEMABLE_CODES = {400, 405, 885}
+REDEEM_CODES = {400, 405, 885}
+TRANSFER_CODES = {400, 405, 418, 422, 605, 807, 885, 3316, 8013, 8015}
+ITEM_CODES = {800, 803, 808, 816}
+
+redeem_item = around(
+    redeem_body("919777785205", 10, "NS3U05")["root"]["redeem"][0],
+    {
+        "points_redeemed": number_values,
+        "customer": st.fixed_dictionaries({}, optional={"mobile": json_values, "id": json_values})
+        | json_values,
+        "validation_code": json_values,
+    },
+)
+redeem_bodies = st.one_of(
+    redeem_item.map(lambda item: {"root": {"redeem": [item]}}),
+    redeem_item.map(lambda item: {"root": {"redeem": item}}),
+    st.lists(redeem_item, max_size=3).map(lambda items: {"root": {"redeem": items}}),
+    json_values,
+).map(lambda body: json.dumps(body).encode())
+transfer_bodies = st.one_of(
+    around(
+        transfer_body(code="ABC123", notes="n"),
+        {**body_values, "code": json_values, "notes": json_values},
+    ).map(lambda body: json.dumps(body).encode()),
+    st.binary(max_size=40),
+)
+redeemable_queries = st.tuples(
+    around(
+        {
+            "mobile": b"919777785205",
+            "points": b"10",
+            "program_id": b"973",
+            "issue_otp": b"true",
+            "validation_code": b"NS3U05",
+        },
+        {
+            "mobile": query_values,
+            "points": query_values,
+            "program_id": query_values,
+            "issue_otp": st.sampled_from([b"TRUE", b"false", b"1"]) | query_values,
+            "validation_code": query_values,
+        },
+    ),
+    st.dictionaries(st.sampled_from(query_keys) | st.text(max_size=5), query_values, max_size=2),
+).map(lambda parts: {**parts[1], **parts[0]})
+flow_faults = st.sampled_from(
+    [None, Faults(error_rate=0.5), Faults(busy_rate=0.5), Faults(drop_after_apply_rate=0.5)]
+)
+
+
+def assert_flow_documented(
+    path: str, answer: tuple[int, str, bytes] | None, configured: Faults | None
+) -> None:
+    """A dropped connection or a 5xx only as the configured fault; otherwise the endpoint's
+    own envelope, success shape and codes."""
+    if answer is None:
+        assert configured is not None
+        assert configured.drop_after_apply_rate
+        return
+    status, content_type, payload = answer
+    if status >= 500:
+        assert_documented(status, content_type, payload, path == TRANSFER_PATH, configured)
+        return
+    assert content_type == "application/json", (status, payload)
+    body = orjson.loads(payload)
+    if path == TRANSFER_PATH:
+        if status == 201:
+            assert set(body) == {"data", "warnings", "errors"}
+            assert body["data"][0]["pointsTransferred"] > 0
+        else:
+            assert status in (400, 405)
+            assert v2_error_code(body) in TRANSFER_CODES
+    elif status == 200:
+        path_to_item = (
+            ("points", "redeemable") if path == REDEEMABLE_PATH else ("responses", "points")
+        )
+        item = body["response"][path_to_item[0]][path_to_item[1]]
+        assert item["item_status"]["code"] in ITEM_CODES
+    else:
+        assert status in (400, 405)
+        codes = REDEEMABLE_CODES if path == REDEEMABLE_PATH else REDEEM_CODES
+        assert v11_error_code(body) in codes
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    query=redeemable_queries,
+    redeem=redeem_bodies,
+    transfer=transfer_bodies,
+    method=st.sampled_from(["GET", "POST", "PUT"]),
+    configured=flow_faults,
+)
+async def test_the_flow_endpoints_answer_anything_in_their_documented_envelopes(
+    session: aiohttp.ClientSession,
+    fake: FakeCapillary,
+    query: dict[str, bytes],
+    redeem: bytes,
+    transfer: bytes,
+    method: str,
+    configured: Faults | None,
+) -> None:
+    fake.set_faults(configured)
+    for path, verb, body in (
+        (REDEEMABLE_PATH, "GET", b""),
+        (REDEEM_PATH, "POST", redeem),
+        (TRANSFER_PATH, "POST", transfer),
+        (REDEEM_PATH, method, redeem),
+    ):
+        try:
+            answer = await send(session, fake.url + path, verb, query, body)
+        except aiohttp.ClientConnectionError:
+            answer = None
+        assert_flow_documented(path, answer, configured)
