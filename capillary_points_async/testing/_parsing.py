@@ -166,11 +166,9 @@ def parse_redeem(content_type: str, payload: bytes) -> RedeemBody:
     body = _json_object(content_type, payload)
     root = body.get("root")
     items = root.get("redeem") if isinstance(root, dict) else None
-    if isinstance(items, list) and len(items) == 1:
-        items = items[0]
-    if not isinstance(items, dict):
+    item = items[0] if isinstance(items, list) and len(items) == 1 else items
+    if not isinstance(item, dict):
         reject(400, 400, "the body must be {'root': {'redeem': [one item]}}")
-    item = items
     customer = item.get("customer")
     identifier = next(
         (
