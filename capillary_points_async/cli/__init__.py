@@ -2,15 +2,20 @@
 
     capillary-points sandbox [--port 8787] [--customers N] [--rate-limit 1000/60s]
     capillary-points validation-code --mobile 919777785205 [--points 100]
+    capillary-points is-redeemable --mobile 919777785205 --points 100 [--issue-otp]
+    capillary-points redeem --mobile 919777785205 --points 100 --validation-code CODE
     capillary-points is-transferrable --from mobile:9777785206 --to mobile:9777785207 --points 1
+    capillary-points transfer --from mobile:9777785206 --to mobile:9777785207 --points 1
     capillary-points bulk-transferrable checks.csv [--output results.jsonl] [--rate 1000/60s]
     capillary-points demo
 
 Connection settings come from flags or the environment (``CAPILLARY_BASE_URL`` or ``--region``,
-``CAPILLARY_USERNAME``, ``CAPILLARY_PASSWORD`` or ``CAPILLARY_PASSWORD_MD5``). The password and
-its digest are never printed, not even inside a usage error.
+``CAPILLARY_USERNAME``, ``CAPILLARY_PASSWORD`` or ``CAPILLARY_PASSWORD_MD5``; or, instead of
+the till's, OAuth's ``CAPILLARY_OAUTH_KEY`` and ``CAPILLARY_OAUTH_SECRET``). The password, its
+digest and the OAuth key and secret are never printed, not even inside a usage error.
 
-Exit status: 0 done; 1 the API or the network failed (for a bulk run: nothing could run);
+Exit status: 0 done; 1 the API or the network failed (for a bulk run: nothing could run), or
+redeem or transfer may have been applied without an answer saying so (OutcomeUnknownError);
 2 bad usage, including arguments the library rejects before sending; 128 + the signal's number
 when SIGINT (130) or SIGTERM (143) stopped the command, after it cleaned up (a bulk run writes
 the lines of the rows that finished and its summary first). The sandbox ends on either signal

@@ -8,7 +8,7 @@ from typing import Any
 import cattrs
 import orjson
 
-from .. import APIError, CapillaryError
+from .. import APIError, CapillaryError, OutcomeUnknownError
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "describe", "error_fields", "to_json"]
 
@@ -39,7 +39,9 @@ def error_fields(exc: CapillaryError) -> dict[str, Any]:
 
 
 def describe(exc: CapillaryError) -> str:
-    """One line: ``CustomerNotFoundError: ... (code 8015, HTTP 400, request id ...)``."""
+    """One line: ``CustomerNotFoundError: ... (code 8015, HTTP 400, request id ...)``. An
+    :class:`OutcomeUnknownError` says when it has no request id, since the caller who checks
+    what happened would quote one."""
     fields = error_fields(exc)
     details = []
     if fields["code"] is not None:
@@ -49,5 +51,7 @@ def describe(exc: CapillaryError) -> str:
         details.append(f"HTTP {status}")
     if fields["request_id"]:
         details.append(f"request id {fields['request_id']}")
+    elif isinstance(exc, OutcomeUnknownError):
+        details.append("no request id: no answer carried one")
     suffix = f" ({', '.join(details)})" if details else ""
     return f"{fields['type']}: {fields['message']}{suffix}"

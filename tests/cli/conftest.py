@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import pytest
@@ -31,6 +31,8 @@ from capillary_points_async.cli.arguments import (
     ENV_USERNAME,
 )
 from capillary_points_async.testing import FakeCapillary
+
+T = TypeVar("T")
 
 USERNAME = "sandbox"
 PASSWORD = "sandbox"
@@ -47,6 +49,16 @@ class SandboxThread:
 
     def _call(self, coroutine: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    def read(self, look: Callable[[FakeCapillary], T]) -> T:
+        """``look(fake)`` on the sandbox's loop: its clock (code validity) is that loop's."""
+
+        async def looked() -> T:
+            assert self.fake is not None
+            return look(self.fake)
+
+        result: T = self._call(looked())
+        return result
 
     def __enter__(self) -> FakeCapillary:
         self._thread.start()
@@ -105,12 +117,20 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def sandbox(request: pytest.FixtureRequest) -> Iterator[FakeCapillary]:
-    """A started sandbox; ``@pytest.mark.cli_sandbox(...)`` passes arguments to it."""
+def sandbox_thread(request: pytest.FixtureRequest) -> Iterator[SandboxThread]:
+    """A started sandbox's thread; ``@pytest.mark.cli_sandbox(...)`` passes arguments to it."""
     marker = request.node.get_closest_marker("cli_sandbox")
     kwargs = {"customers": 40, "seed": 3, **(marker.kwargs if marker else {})}
-    with SandboxThread(**kwargs) as fake:
-        yield fake
+    thread = SandboxThread(**kwargs)
+    with thread:
+        yield thread
+
+
+@pytest.fixture
+def sandbox(sandbox_thread: SandboxThread) -> FakeCapillary:
+    """The started sandbox of ``sandbox_thread``."""
+    assert sandbox_thread.fake is not None
+    return sandbox_thread.fake
 
 
 @attrs.frozen
