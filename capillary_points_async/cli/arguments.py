@@ -475,10 +475,12 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
 def _add_demo(commands: Commands) -> None:
     sub = commands.add_parser(
         "demo",
-        help="fan out checks and validation codes against an in-process sandbox",
+        help="fan out checks and validation codes against an in-process sandbox, then "
+        "redeem and transfer",
         description="Start a sandbox with generated customers and a rate limit, run bulk "
         "transferability checks and validation codes through the real client at once, and "
-        "show the progress and a summary. Needs no account and no flags.",
+        "show the progress and a summary; then redeem points with a validation code and "
+        "transfer points after checking, call by call. Needs no account and no flags.",
         allow_abbrev=False,
     )
     count = _arg_type(_whole_number, "count")

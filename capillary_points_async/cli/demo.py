@@ -1,6 +1,7 @@
 """``demo``: an in-process sandbox with generated customers and a rate limit, and the real
 client fanning out transfer checks and validation codes against it at once, with progress
-and a summary. The customers are the sandbox's own: the demo asks its state for them."""
+and a summary; then one redemption and one transfer, call by call. The customers are the
+sandbox's own: the demo asks its state for them."""
 
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ from .display import Batch, Display, client_rows, make_display, status_line, sum
 from .results import EXIT_OK
 
 if TYPE_CHECKING:
-    from ..testing import SandboxState
+    from ..testing import FakeCapillary, SandboxCustomer, SandboxState
 
-__all__ = ["demo", "demo_checks", "demo_codes", "sandbox_mobiles", "unknown_mobiles"]
+__all__ = ["demo", "demo_checks", "demo_codes", "flows", "sandbox_mobiles", "unknown_mobiles"]
+
+#: Points the flows redeem and transfer.
+REDEEMED, TRANSFERRED = 100, 50
 
 
 def sandbox_mobiles(state: SandboxState) -> list[str]:
@@ -79,6 +83,71 @@ async def _drain(
         )
         display.update(batch)
     batch.finish()
+
+
+async def flows(client: CapillaryClient, fake: FakeCapillary, display: Display) -> None:
+    """A redemption (issue a code, redeem with it, the balance falls) and a transfer (check,
+    then move the points), call by call, on the sandbox healed of its faults: a 5xx page would
+    leave a redemption's outcome unknown, which is not what this part shows. Balances are the
+    sandbox's books, before and after."""
+    fake.set_faults(None)
+    generated = fake.state.generated
+    lines = ["demo: a redemption and a transfer, call by call"]
+    redeemer = next((c for c in generated if c.can_redeem(REDEEMED)), None)
+    if redeemer is None:
+        lines.append(f"  no customer has {REDEEMED} points to redeem")
+    else:
+        lines += await _redemption(client, fake.state, redeemer)
+    sender = next((c for c in generated if c.can_transfer(TRANSFERRED)), None)
+    if sender is None:
+        lines.append(f"  no customer has {TRANSFERRED} points to transfer")
+    else:
+        receiver = next(c for c in generated if c.user_id != sender.user_id)  # 2 at least
+        lines += await _transfer(client, sender, receiver)
+    display.note("\n".join(lines))
+
+
+async def _redemption(
+    client: CapillaryClient, state: SandboxState, redeemer: SandboxCustomer
+) -> list[str]:
+    customer, before = _identifier(redeemer), redeemer.redeemable_points
+    issued = await client.points.issue_validation_code(customer, points=REDEEMED)
+    code = state.otp_for(customer.value)  # what the customer received by SMS
+    if code is None:  # pragma: no cover - the call above issued it
+        raise AssertionError("the sandbox holds no code for the customer it just sent one")
+    redemption = await client.points.redeem(customer, points=REDEEMED, validation_code=code)
+    return [
+        f"  validation-code {customer.value}: {issued.item_status.message} (code {code})",
+        f"  redeem {REDEEMED} with {code}: redemption {redemption.redemption_id}, "
+        f"balance {before:,.0f} -> {redeemer.redeemable_points:,.0f}",
+    ]
+
+
+async def _transfer(
+    client: CapillaryClient, sender: SandboxCustomer, receiver: SandboxCustomer
+) -> list[str]:
+    source, target = _identifier(sender), _identifier(receiver)
+    before = sender.transaction_points, receiver.transaction_points
+    check = await client.points.is_transferrable(
+        from_customer=source, to_customer=target, points=TRANSFERRED
+    )
+    lines = [
+        f"  is-transferrable {TRANSFERRED} from {source.value} to {target.value}: {verdict(check)}"
+    ]
+    if check.transferrable:
+        moved = await client.points.transfer(
+            from_customer=source, to_customer=target, points=TRANSFERRED
+        )
+        lines.append(
+            f"  transfer {moved.points_transferred:,.0f}: transferable points "
+            f"{before[0]:,.0f} -> {sender.transaction_points:,.0f} and "
+            f"{before[1]:,.0f} -> {receiver.transaction_points:,.0f}"
+        )
+    return lines
+
+
+def _identifier(customer: SandboxCustomer) -> Identifier:
+    return Identifier.mobile(str(customer.mobile))
 
 
 async def demo(args: argparse.Namespace) -> int:
@@ -143,4 +212,5 @@ async def demo(args: argparse.Namespace) -> int:
                     ),
                 ],
             )
+            await flows(client, fake, display)
     return EXIT_OK

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -133,3 +134,27 @@ def test_demo_runs_with_two_customers(cli: Cli) -> None:
 
     assert result.status == 0, result.err
     assert "InvalidRequestError" not in result.out
+
+
+def test_demo_ends_with_a_redemption_and_a_transfer(cli: Cli) -> None:
+    result = cli("demo", "--checks", "20", "--codes", "5", "--customers", "30", "--limit", "400")
+
+    assert result.status == 0, result.err
+    flow = result.out.split("demo: a redemption and a transfer, call by call\n")[1]
+    code = re.search(r"validation-code \d+: Validation Code Issued by SMS \(code (\w{6})\)", flow)
+    assert code, flow
+    redeemed = re.search(
+        rf"redeem 100 with {code[1]}: redemption \w+, balance ([\d,]+) -> ([\d,]+)", flow
+    )
+    assert redeemed, flow
+    assert number(redeemed[1]) - number(redeemed[2]) == 100
+    assert re.search(r"is-transferrable 50 from \d+ to \d+: transferrable", flow)
+    moved = re.search(r"transfer 50: transferable points ([\d,]+) -> ([\d,]+) and "
+                      r"([\d,]+) -> ([\d,]+)", flow)  # fmt: skip
+    assert moved, flow
+    assert number(moved[1]) - number(moved[2]) == 50
+    assert number(moved[4]) - number(moved[3]) == 50
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
