@@ -12,13 +12,17 @@ How a block is run depends on its kind (:func:`kind_of`); a block of any other k
 * any other ``python`` block is a snippet: it runs in this process, in a fresh namespace, with
   top-level ``await`` allowed. It gets only the names its comments say it continues from:
   ``client`` (an open client on a sandbox, as in the Quickstart) and ``pairs`` (pairs of the
-  sandbox's mobile numbers); anything else it imports, so that a reader can paste it. A
+  sandbox's mobile numbers); anything else it imports, so that a reader can paste it. The
+  sandbox takes the Quickstart's till credentials and the OAuth section's key and secret. A
   ``print(...)  # "text"`` promises that ``text`` is printed.
 * ``sh`` runs line by line. ``capillary-points sandbox ...`` starts in the background, on a free
   port instead of the one written; every other ``capillary-points`` command runs in this process
-  with ``CAPILLARY_*`` pointing at that sandbox and must exit 0. The README's test command must
-  be the one ``.ci/run`` runs. Any other line must be in :data:`NOT_RUN`, with the reason.
-* ``text`` is the exception tree, checked against the classes.
+  with ``CAPILLARY_*`` pointing at that sandbox (or at one in this process, when no line
+  started one) and must exit 0. :data:`SAMPLE_CODE` stands for the code the customer received:
+  it is replaced by the code the in-process sandbox sent the command's ``--mobile``. The
+  README's test command must be the one ``.ci/run`` runs. Any other line must be in
+  :data:`NOT_RUN`, with the reason.
+* ``text`` is the exception tree, checked against the classes, and complete.
 
 Never the internet. The fixed addresses the blocks show are replaced before they run
 (:func:`redirected`): ``Region.EU`` by the URL of a sandbox started here,
@@ -82,8 +86,11 @@ RUN_BY_CI = {"python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .ve
 
 SANDBOX_URL = "http://127.0.0.1:8787"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-#: What the snippets' sandbox accepts: the Quickstart's credentials.
+#: What the snippets' sandbox accepts: the Quickstart's credentials, and the OAuth section's.
 SNIPPET_LOGIN = ("till_code", "till-password")
+SNIPPET_OAUTH = {"api-key": "api-secret"}
+#: The validation code of Capillary's samples; in a shell block, the code the customer got.
+SAMPLE_CODE = "NS3U05"
 PAIRS = [(f"918{i:09d}", f"918{i + 1:09d}") for i in range(5)]
 #: Files the shell blocks' commands read, made in their working directory.
 FILES = {
@@ -184,7 +191,7 @@ def test_every_block_has_a_runner() -> None:
 
 def test_the_lists_and_redirects_match_the_readme() -> None:
     readme = README.read_text()
-    for text in [*NOT_RUN, *RUN_BY_CI, "Region.EU", SANDBOX_URL, REDIS_URL]:
+    for text in [*NOT_RUN, *RUN_BY_CI, "Region.EU", SANDBOX_URL, REDIS_URL, SAMPLE_CODE]:
         assert text in readme, f"{text!r} is no longer in README.md: update {__name__}"
 
 
@@ -193,7 +200,8 @@ def test_the_lists_and_redirects_match_the_readme() -> None:
 
 @pytest.mark.parametrize("block", of_kind("snippet"))
 def test_snippet(block: Block, capsys: pytest.CaptureFixture[str]) -> None:
-    with SandboxThread(username=SNIPPET_LOGIN[0], password=SNIPPET_LOGIN[1]) as fake:
+    login = {"username": SNIPPET_LOGIN[0], "password": SNIPPET_LOGIN[1], "oauth": SNIPPET_OAUTH}
+    with SandboxThread(**login) as fake:
         source = "\n" * block.line + redirected(block, fake.url)  # line numbers as in README
         code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         namespace: dict[str, Any] = {"__name__": "readme_snippet"}
@@ -318,6 +326,7 @@ def test_shell_block(
         ]:
             monkeypatch.setenv(name, value)
 
+    in_process: SandboxThread | None = None
     with contextlib.ExitStack() as stack:
         for command in shell_lines(block):
             if command in NOT_RUN:
@@ -334,7 +343,11 @@ def test_shell_block(
                 use_sandbox(f"http://127.0.0.1:{port}")
                 continue
             if ENV_BASE_URL not in os.environ:  # no sandbox line came first
-                use_sandbox(stack.enter_context(SandboxThread(customers=10)).url)
+                in_process = SandboxThread(customers=10)
+                use_sandbox(stack.enter_context(in_process).url)
+            if SAMPLE_CODE in argv:
+                assert in_process is not None, f"{block.id}: {SAMPLE_CODE} needs no sandbox line"
+                argv = with_code_received(argv, in_process)
             capsys.readouterr()
             status = cli_main(argv[1:])
             result = capsys.readouterr()
@@ -343,6 +356,14 @@ def test_shell_block(
                 written = (tmp_path / argv[argv.index("--output") + 1]).read_text()
                 rows = len(FILES[argv[2]].splitlines()) - 1
                 assert len(written.splitlines()) == rows, f"{command!r} wrote {written!r}"
+
+
+def with_code_received(argv: list[str], sandbox: SandboxThread) -> list[str]:
+    """``argv`` with :data:`SAMPLE_CODE` replaced by the code ``sandbox`` sent its customer."""
+    mobile = argv[argv.index("--mobile") + 1]
+    code = sandbox.read(lambda fake: fake.state.otp_for(mobile))
+    assert code, f"no code was sent to {mobile} before {shlex.join(argv)!r}"
+    return [code if arg == SAMPLE_CODE else arg for arg in argv]
 
 
 # ----------------------------------------------------------------------------- exception tree
@@ -355,7 +376,7 @@ def test_exception_tree(block: Block) -> None:
     lines = block.text.splitlines()
     parents: list[tuple[int, type]] = [(-1, getattr(capillary_points_async, lines[0].strip()))]
     for line in lines[1:]:
-        match = re.fullmatch(r"(\s*)\+-- (\w+)(?: \((\w+)\))?.*", line)
+        match = re.fullmatch(r"([\s|]*)\+-- (\w+)(?: \((\w+)\))?.*", line)
         assert match, f"{block.id}: cannot read {line!r}"
         depth, cls = len(match[1]), getattr(capillary_points_async, match[2])
         while parents[-1][0] >= depth:
@@ -364,3 +385,16 @@ def test_exception_tree(block: Block) -> None:
         if match[3]:
             assert issubclass(cls, getattr(builtins, match[3])), line
         parents.append((depth, cls))
+
+
+@pytest.mark.parametrize("block", of_kind("exception tree"))
+def test_exception_tree_is_complete(block: Block) -> None:
+    """Every error class the package exports is drawn."""
+    drawn = set(re.findall(r"\b(\w+Error)\b", block.text))
+    exported = {
+        name
+        for name in capillary_points_async.__all__
+        if isinstance(cls := getattr(capillary_points_async, name), type)
+        and issubclass(cls, capillary_points_async.CapillaryError)
+    }
+    assert exported - drawn == set()
