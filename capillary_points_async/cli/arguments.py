@@ -310,7 +310,7 @@ def _add_customer(sub: _Parser) -> None:
         )
 
 
-def _add_parties(sub: _Parser, points_help: str) -> None:
+def _add_parties(sub: _Parser) -> None:
     """``--from``, ``--to`` (``TYPE:VALUE``) and ``--points`` of a transfer or its check."""
     identifier = _arg_type(parse_identifier, "identifier")
     sub.add_argument(
@@ -329,7 +329,7 @@ def _add_parties(sub: _Parser, points_help: str) -> None:
         type=identifier,
         help="the receiver",
     )
-    _add_points(sub, points_help, required=True)
+    _add_points(sub, "to transfer", required=True)
 
 
 def _add_points(sub: _Parser, text: str, *, required: bool) -> None:
@@ -408,7 +408,7 @@ def _add_is_transferrable(commands: Commands, connection: _Parser) -> None:
         f"TYPE is one of {', '.join(IDENTIFIER_TYPES)}.",
         allow_abbrev=False,
     )
-    _add_parties(sub, "to transfer")
+    _add_parties(sub)
     _add_program_id(sub)
     sub.add_argument("--group", action="store_true", help="a group-program transfer")
     sub.add_argument("--issue-otp", action="store_true", help="also send the sender an OTP")
@@ -425,7 +425,7 @@ def _add_transfer(commands: Commands, connection: _Parser) -> None:
         f"TYPE is one of {', '.join(IDENTIFIER_TYPES)}.",
         allow_abbrev=False,
     )
-    _add_parties(sub, "to transfer")
+    _add_parties(sub)
     _add_program_id(sub)
     sub.add_argument("--code", metavar="OTP", help="the code the sender received, if asked for")
     sub.add_argument("--notes", help="recorded with the transfer")
@@ -512,14 +512,15 @@ def _credentials(
     till_flags = args.password is not None or args.password_md5 is not None
     if oauth_flags and till_flags:
         raise UsageError("pass a till password or OAuth credentials, not both")
+    use_oauth = oauth_flags
     if not (oauth_flags or till_flags):
-        oauth_flags = bool(environ.get(ENV_OAUTH_KEY) or environ.get(ENV_OAUTH_SECRET))
-        if oauth_flags and (environ.get(ENV_PASSWORD) or environ.get(ENV_PASSWORD_MD5)):
+        use_oauth = bool(environ.get(ENV_OAUTH_KEY) or environ.get(ENV_OAUTH_SECRET))
+        if use_oauth and (environ.get(ENV_PASSWORD) or environ.get(ENV_PASSWORD_MD5)):
             raise UsageError(
                 f"set a till password ({ENV_PASSWORD} or {ENV_PASSWORD_MD5}) or OAuth "
                 f"credentials ({ENV_OAUTH_KEY}, {ENV_OAUTH_SECRET}), not both"
             )
-    if oauth_flags:
+    if use_oauth:
         return base_url, _oauth(args, environ)
     return base_url, _till(args, environ)
 
