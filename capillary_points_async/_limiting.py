@@ -3,33 +3,43 @@
 Capillary counts requests per API key per minute (API-NOTES.md, "Rate limits"); what it does
 past the quota is undocumented, so the client must simply never get there. Two pieces:
 
-* a token bucket per endpoint key, sized so that no window of ``per`` seconds, the first one
-  included, sees more than ``limit`` requests (:class:`RateLimit`);
+* a bucket per endpoint key, sized so that no window of ``per`` seconds, the first one
+  included, sees more than ``limit`` requests (:class:`RateLimit`), which after a 429 settles
+  just under the quota the server turned out to have;
 * a cooldown gate per endpoint key: after a 429 every request to that endpoint, including ones
   that start later, waits on the same gate until ``Retry-After`` has passed.
 
 Both live behind the :class:`RateLimiter` protocol, so that a backend shared between processes
-(Redis) can replace the in-process one through ``CapillaryClient(limiter=...)``.
+(Redis) can replace the in-process one through ``CapillaryClient(limiter=...)``. The bucket and
+its adaptation to 429s are one algorithm for every backend, in ``_bucket.py``: the in-process
+limiter calls it directly, the Redis limiter runs its Lua transcription.
+
+What was kept of aiolimiter
+---------------------------
+Nothing at run time; the benchmark of the limiter still measures against it. The in-process
+bucket used to subclass ``aiolimiter.AsyncLimiter``, and an adaptive rate needed its private
+parts (``_rate_per_sec``, ``_leak``, ``_wake_next``, ``_loop``), since its public API fixes
+the rate when the limiter is made. Through the public API alone a changed rate means a new
+limiter, whose empty bucket would let a burst through on top of the old one's, and waiters
+queued on the old one would keep the old rate. Its leaky bucket also decides when a waiter
+wakes, where the Redis limiter has to hand out reservations (no process can wake another), so
+the two could only approximate each other. A GCRA that reserves slots is a few lines, does
+both, and lets one test prove that the two backends answer the same events the same way.
+aiolimiter's habits are kept: slotted state, comments that say why, and no polling.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Protocol, runtime_checkable
 
 import attrs
-from aiolimiter import AsyncLimiter
 
+from ._bucket import ROUNDING_SLACK, Bucket
 from ._validate import is_number, number, whole_number
 from .errors import InvalidRequestError
 
 __all__ = ["InProcessRateLimiter", "RateLimit", "RateLimiter"]
-
-# How far below the next whole request the window bound is put. The bucket admits at most
-# floor(burst + rate * window) requests in any window (see RateLimit.rate), so a bound just
-# under limit + 1 is exact; the small gap keeps float rounding of loop times harmless.
-_ROUNDING_SLACK = 0.01
 
 
 @attrs.frozen
@@ -77,10 +87,11 @@ class RateLimit:
         A leaky bucket of capacity ``burst`` draining at ``r`` admits at most
         ``floor(burst + r * w)`` requests in any window of ``w`` seconds: it can be full at the
         window's start and refills ``r * w`` during it. Making ``burst + r * w`` just less than
-        ``limit + 1`` for ``w = per * (1 + safety_margin)`` gives at most ``limit`` per window.
+        ``limit + 1`` for ``w = per * (1 + safety_margin)`` gives at most ``limit`` per window
+        (``limit + 1 - 0.01``: the small gap keeps float rounding of times harmless).
         """
         window = self.per * (1.0 + self.safety_margin)
-        return (self.limit + 1 - _ROUNDING_SLACK - self.burst) / window
+        return (self.limit + 1 - ROUNDING_SLACK - self.burst) / window
 
 
 def _default_burst(limit: object, per: object) -> int:
@@ -151,105 +162,29 @@ class _Gate:
         self._open.set()
 
 
-# Adaptation of the bucket after a 429, as shares of the configured rate and in windows of
-# `per` seconds. The cut settles at 95% of what the server accepted: the requests this bucket
-# let through in the window before the 429, which a gateway counting a sliding window
-# answers 429 past exactly at its quota (so one 429 finds the quota, where a fixed 30% cut
-# needs several and overshoots in between). With fewer than _MIN_COUNT requests to go by, the
-# rate is cut to 70%. After 3 windows without a 429 it probes upwards,
-# 1% of the settled rate in the first window, doubling each window (1%, 3%, 7%, 15%...): a
-# quota that was met again is probed about every 6 windows, and one that was raised, or a cut
-# that a passing 429 made too deep, is back to the configured rate within about 10.
-_CUT = 0.7
-_HEADROOM = 0.95
-_MIN_COUNT = 10
-_QUIET_WINDOWS = 3
-_CREEP = 0.01
-_FLOOR = 0.05
-_RETUNE_STEP = 0.01
-
-
-class _AdaptiveBucket(AsyncLimiter):
-    """aiolimiter's bucket whose drain rate can be turned down after a 429 and up again.
-
-    AsyncLimiter(max_rate, time_period) is a bucket of capacity max_rate draining at
-    max_rate / time_period per second; time_period is picked for the drain rate that
-    :class:`RateLimit` computes (a plain AsyncLimiter(limit, per) admits 2 * limit in its
-    first window). It also remembers when its last ``limit`` tokens left, to measure the
-    rate the server accepted when a 429 comes.
-    """
-
-    __slots__ = ("_cut_at", "_departures", "_settled", "factor", "limit")
-
-    def __init__(self, limit: RateLimit) -> None:
-        super().__init__(limit.burst, limit.burst / limit.rate)
-        self.limit = limit
-        self.factor = 1.0
-        self._settled = 1.0
-        self._cut_at = 0.0
-        # No window holds more than `limit` departures, so this keeps every one of the last.
-        self._departures: deque[float] = deque(maxlen=limit.limit)
-
-    @property
-    def rate(self) -> float:
-        return self._rate_per_sec
-
-    async def acquire(self, amount: float = 1) -> None:
-        await super().acquire(amount)
-        self._departures.append(self._loop.time())
-
-    def _retune(self, factor: float) -> None:
-        super()._leak()  # settle the level at the old rate before the new one applies
-        self.factor = factor
-        self._rate_per_sec = self.limit.rate * factor
-        self.time_period = self.max_rate / self._rate_per_sec
-
-    def _leak(self) -> None:
-        # aiolimiter calls _leak before every decision, waiters' wake-ups included, so
-        # recovery follows the clock even when no new request arrives.
-        if self.factor < 1.0:
-            self._recover(self._loop.time())
-        super()._leak()
-
-    def _recover(self, now: float) -> None:
-        windows = (now - self._cut_at) / self.limit.per - _QUIET_WINDOWS
-        if windows <= 0:
-            return
-        target = min(1.0, self._settled * (1.0 + _CREEP * (2.0 ** min(windows, 30.0) - 1.0)))
-        if target >= 1.0 or target >= self.factor * (1.0 + _RETUNE_STEP):
-            self._retune(target)
-
-    def cut(self, now: float) -> None:
-        departures = self._departures
-        while departures and departures[0] <= now - self.limit.per:
-            departures.popleft()
-        if len(departures) >= _MIN_COUNT:
-            accepted = len(departures) / self.limit.per
-            target = min(self.factor, accepted * _HEADROOM / self.limit.rate)
-        else:
-            target = self.factor * _CUT
-        self._settled = max(_FLOOR, target)
-        self._cut_at = now
-        self._retune(self._settled)
-        self._wake_next()  # the next waiter's timer was set for the old rate
-
-
 class _EndpointState:
-    __slots__ = ("bucket", "gate")
+    __slots__ = ("bucket", "gate", "turn")
 
     def __init__(self) -> None:
         self.gate = _Gate()
-        self.bucket: _AdaptiveBucket | None = None
+        self.bucket: Bucket | None = None
+        # Held by the caller waiting for the bucket's next slot; asyncio.Lock lets its waiters
+        # in in arrival order.
+        self.turn = asyncio.Lock()
 
 
 class InProcessRateLimiter:
-    """The default :class:`RateLimiter`: aiolimiter buckets and cooldown gates in this process.
+    """The default :class:`RateLimiter`: buckets and cooldown gates in this process.
 
     With ``adaptive`` (the default) a cooldown also lowers the endpoint's rate: a 429 although
-    the proactive limit was respected means the server's quota is lower than configured, so
-    the rate is set just under what the server accepted in the window before the 429 (or cut
-    to 70% without such a count), and after a few quiet windows probed slowly upwards again:
-    the client converges on what the server accepts rather than producing a 429 storm.
+    the proactive limit was respected means the server's quota is lower than configured, so the
+    rate is set just under what the server accepted in the window before the 429 (cut to 70%
+    when too few requests left to tell), held there, and probed upwards only rarely; the rule
+    and its numbers are in ``_bucket.py``. The Redis limiter follows the same rule.
+
+    Requests get their slots in arrival order. One that is cancelled while it waits takes no
+    slot. A timer that fires late (a busy event loop) costs rate rather than sending the
+    requests after it closer together, so the bound holds for the real departures.
 
     Correct for one process. Several processes sharing one API key each get the whole quota;
     use a shared backend for them.
@@ -270,32 +205,64 @@ class InProcessRateLimiter:
     async def acquire(self, key: str, limit: RateLimit | None) -> None:
         state = self._state(key)
         gate = state.gate
-        while True:
-            if gate.closed:
+        if limit is None:
+            while gate.closed:
                 await gate.wait()
-            if limit is not None:
+            return
+        loop = asyncio.get_running_loop()
+        # One caller at a time reserves a slot and waits for it, the others queue on the lock:
+        # so a cancelled caller can hand its slot back, and a late timer is seen by the bucket
+        # (Bucket.left_at) before the next slot is given out.
+        async with state.turn:
+            while True:
+                while gate.closed:
+                    await gate.wait()
                 bucket = state.bucket
                 if bucket is None or bucket.limit is not limit:
-                    bucket = state.bucket = _AdaptiveBucket(limit)
-                await bucket.acquire()
-            # A cooldown may have begun while this request waited for its token; the token is
-            # then spent unsent, which only errs on the side of the quota.
-            if not gate.closed:
-                return
+                    bucket = state.bucket = Bucket(limit, adaptive=self._adaptive)
+                now = _micros(loop.time())
+                tat = bucket.tat
+                slot = bucket.reserve(now)
+                if slot == now:
+                    return  # counted as a departure by reserve
+                try:
+                    await asyncio.sleep((slot - now) / 1e6)
+                except asyncio.CancelledError:
+                    bucket.tat = tat  # nobody has reserved since: the slot is free again
+                    raise
+                if not gate.closed:
+                    bucket.left_at(_micros(loop.time()))
+                    return
+                # A cooldown began while this caller waited for its slot: the slot is given up
+                # unsent (it stays spent, as with the Redis limiter) and the caller waits for
+                # the cooldown's end, still first in line.
 
     async def cool_down(self, key: str, seconds: float) -> None:
         state = self._state(key)
-        # Answers to requests that left before this cooldown say nothing about the rate it
-        # leads to: cut once per cooldown, not once per 429 of the same burst.
-        if self._adaptive and state.bucket is not None and not state.gate.closed:
-            state.bucket.cut(asyncio.get_running_loop().time())
+        bucket = state.bucket
+        if self._adaptive and bucket is not None:
+            now = _micros(asyncio.get_running_loop().time())
+            # The first 429 of a cooldown measures the quota; the others of the same burst
+            # were requests that left before it and were not counted by the server.
+            if state.gate.closed:
+                bucket.reject(now)
+            else:
+                bucket.cut(now)
         state.gate.close_for(seconds)
 
     def effective_rate(self, key: str) -> float | None:
-        """Requests per second the endpoint's bucket lets through now (None: no bucket yet)."""
+        """Requests per second the endpoint's bucket lets through, after any adaptive cut, as
+        of its last request or 429 (None: no bucket yet)."""
         state = self._endpoints.get(key)
-        return state.bucket.rate if state is not None and state.bucket is not None else None
+        if state is None or state.bucket is None:
+            return None
+        return state.bucket.limit.rate * state.bucket.factor
 
     async def aclose(self) -> None:
         for state in self._endpoints.values():
             state.gate.cancel()
+
+
+def _micros(seconds: float) -> int:
+    """A loop time in the whole microseconds the bucket counts in."""
+    return round(seconds * 1e6)

@@ -15,11 +15,13 @@ later); any Redis server from 5.0 on (tested with 7.0).
 
 Semantics
 ---------
-* **Exact windows across processes.** The bucket is the one :class:`RateLimit` describes
-  (capacity ``burst``, draining at :attr:`RateLimit.rate`), kept as a GCRA theoretical arrival
-  time: no window of ``per * (1 + safety_margin)`` seconds sees more than ``limit`` grants for
-  an endpoint key, summed over every process using the same Redis and namespace. The drain
-  interval is rounded up to a whole microsecond, so integer arithmetic stays exact.
+* **One algorithm with the in-process limiter.** The bucket and its adaptation to 429s are
+  ``_bucket.py``'s, transcribed into Lua (a test feeds both the same events and compares their
+  answers): a GCRA of capacity ``burst`` draining at :attr:`RateLimit.rate`, so no window of
+  ``per * (1 + safety_margin)`` seconds sees more than ``limit`` slots for an endpoint key,
+  summed over every process using the same Redis and namespace. Each process also spaces its
+  own departures by the bucket's interval when a busy event loop wakes several callers late,
+  so that lateness costs rate rather than bunching requests.
 * **Reservation, not polling.** One Lua script reads the server's clock (``TIME``), reserves the
   caller's slot and returns how long to wait for it; the caller sleeps exactly that long. Slots
   are handed out in the order the script runs, which is FIFO across processes, and nobody
@@ -34,19 +36,23 @@ Semantics
 * **Shared cooldown.** :meth:`RedisRateLimiter.cool_down` stores the deadline (server time) for
   the key, never shortening a longer one; every acquire of that key, in any process, waits it
   out. A request that had already reserved a slot falling inside the cooldown gives the slot up
-  and queues again afterwards.
-* **Adaptive, and shared.** With ``adaptive=True`` a cooldown also cuts the endpoint's rate to
-  70%, which recovers by 5% a window towards just under the rate that drew the 429. (The
-  in-process limiter instead settles on the rate it saw accepted before the 429; across
-  processes that count would need a shared log of every departure.) The cut lives in Redis:
-  every process slows down together, and a burst of
-  429s reported by several processes cuts once.
+  and queues again afterwards; so does one whose slot comes after a 429 of its own process,
+  even past the check before the slot.
+* **Adaptive, and shared.** With ``adaptive=True`` a 429 sets the endpoint's rate just under
+  what the server accepted in the window before it, measured from the departures of every
+  process (counted in Redis per twentieth of a window: one ``HINCRBY`` and ``PEXPIRE`` per
+  request), holds it, and probes upwards rarely: the rule of ``_bucket.py``, the same as the
+  in-process limiter's. The adaptation lives in Redis: every process slows down together, the
+  first 429 of a cooldown measures once, and each further one, from any process, counts as a
+  request the server refused.
 * **Cancellation.** A caller cancelled while sleeping for its reserved slot loses the slot: it
   stays spent, which can only make the aggregate rate lower, never higher. A caller whose
   cooldown check before its slot fails (Redis went away meanwhile) keeps the slot.
 * **Bounded state.** Each write sets a PEXPIRE equal to the state's horizon (the bucket's
-  theoretical arrival time, the cooldown's deadline); once it has passed, a missing key means
-  exactly the same as the stored one, so nothing is lost and nothing accumulates. Eviction
+  theoretical arrival time, the cooldown's deadline, the adaptation's return to the configured
+  rate, a window past the last departure); once it has passed, a missing key means exactly the
+  same as the stored one, so nothing is lost and nothing accumulates. The departures' hash
+  holds at most 22 sub-windows. Eviction
   would lose state early (all these keys carry a TTL, so ``volatile-*`` policies pick them
   first): use a Redis that does not evict, such as the default ``maxmemory-policy noeviction``.
 * **Failures.** A Redis outage delays requests rather than failing them. The first failed
@@ -79,7 +85,9 @@ Two well-kept libraries were read (source of pyrate-limiter 4.5.1 and limits 5.8
   ``time.time()``, its expiries are whole seconds, and it has no cooldown either.
 
 Neither gives a blocking, fair, server-timed acquire with a shared cooldown, so this module keeps
-its own two short Lua scripts on top of redis-py's ``redis.asyncio``.
+its own two short Lua scripts on top of redis-py's ``redis.asyncio``. The outage probe's waits
+come from ``backoff`` (``backoff.expo`` and ``backoff.full_jitter``, its public generators),
+which the retry layer already uses.
 """
 
 from __future__ import annotations
@@ -100,7 +108,8 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ._limiting import _CUT, _FLOOR, _HEADROOM, InProcessRateLimiter, RateLimit
+from ._bucket import LUA, interval_us, window_us
+from ._limiting import InProcessRateLimiter, RateLimit
 from .errors import CapillaryError, InvalidRequestError
 
 __all__ = ["RateLimiterTimeoutError", "RateLimiterUnavailableError", "RedisRateLimiter"]
@@ -118,8 +127,9 @@ _clock = time.monotonic
 _KEY_PREFIX = "capillary-points"
 
 # How long before its reserved slot a waiting caller checks the cooldown once more: enough for
-# a Redis round trip on a busy host, small next to any Retry-After (a cooldown that begins
-# inside it is missed, like one that begins while the request is on the wire).
+# a Redis round trip on a busy host, small next to any Retry-After (a cooldown that another
+# process begins inside it is missed, like one that begins while the request is on the wire;
+# one of this process is seen).
 _RECHECK_LEAD = 0.01
 
 # The probe that reaches Redis again during an outage (fallback off) waits
@@ -135,130 +145,82 @@ _GRANTED = 1
 _COOLING = 0
 _TOO_LONG = -1
 
-# Adaptation across processes. The in-process limiter sets its rate from the requests it let
-# through before a 429; here that count would need a shared log of departures (a sorted set
-# written on every acquire), so a cut is multiplicative instead (_CUT, as the in-process
-# fallback without a count), recovered additively by _RECOVERY per window up to _HEADROOM of
-# the rate that drew the 429, a ceiling that creeps up by _CREEP per window. In Lua: the
-# adaptive factor of an endpoint at server time `now`, from the last cut, kept in a hash.
-_RECOVERY = 0.05
-_CREEP = 0.005
-_FACTOR_LUA = f"""
-local CUT, FLOOR, RECOVERY = {_CUT!r}, {_FLOOR!r}, {_RECOVERY!r}
-local HEADROOM, CREEP = {_HEADROOM!r}, {_CREEP!r}
-"""
-_FACTOR_LUA += """
-local function factor_at(adapt_key, now, per)
-    if per <= 0 then
-        return 1
-    end
-    local cut = redis.call('HMGET', adapt_key, 'at', 'factor', 'ceiling')
-    if not cut[1] then
-        return 1
-    end
-    local windows = (now - tonumber(cut[1])) / per
-    local floor_ = tonumber(cut[2])
-    local ceiling = tonumber(cut[3]) * (1 + CREEP * windows) * HEADROOM
-    return math.min(1, floor_ + RECOVERY * windows, math.max(ceiling, floor_))
-end
-"""
+# The scripts: the bucket of _bucket.py (its Lua transcription, bucket.LUA) behind the shared
+# cooldown. Each is a function of `now`, called here with the Redis server's clock; the tests
+# call the same functions with a clock of their own (`_script(body, now)`).
+_SERVER_NOW = """(function()
+    -- Redis 3.2 to 4 replicate scripts verbatim unless told otherwise, and refuse writes after
+    -- TIME; from Redis 5 on effects replication is the default and this call is a no-op.
+    if redis.replicate_commands then redis.replicate_commands() end
+    local clock = redis.call('TIME')
+    return tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end)()"""
 
-_ACQUIRE_LUA = (
-    _FACTOR_LUA
-    + """
--- KEYS[1]: cooldown deadline, KEYS[2]: theoretical arrival time (TAT) of the bucket, both in
---   microseconds of the Redis server's clock; KEYS[3]: the last adaptive cut (a hash).
--- ARGV[1]: drain interval in us (0: only check the cooldown, reserve nothing)
+_ACQUIRE_BODY = """
+-- KEYS[1]: cooldown deadline; KEYS[2]: the bucket's tat; KEYS[3]: its adaptation; KEYS[4]: its
+--   departures. Times in microseconds of the Redis server's clock.
+-- ARGV[1]: the configured drain interval in us (0: only check the cooldown, reserve nothing)
 -- ARGV[2]: burst
 -- ARGV[3]: longest wait in us the caller accepts (-1: any)
--- ARGV[4]: the window `per` in us, for the adaptive recovery (0: not adaptive)
--- Returns {status, wait_us, now_us, factor_ppm}: status 1 = slot reserved, send after wait_us;
+-- ARGV[4]: the window `per` in us (0: not adaptive: no departures counted, no adaptation)
+-- ARGV[5]: on a check (ARGV[1] = 0), the slot in us to count as a departure (0: none)
+-- Returns {status, wait_us, now_us, factor}: status 1 = slot reserved, send after wait_us;
 -- 0 = cooling down, try again after wait_us; -1 = the slot is further than ARGV[3], nothing
--- was reserved. factor_ppm: the adaptive factor in millionths.
-
--- Redis 3.2 to 4 replicate scripts verbatim unless told otherwise, and refuse writes after TIME;
--- from Redis 5 on effects replication is the default and this call is a no-op.
-if redis.replicate_commands then redis.replicate_commands() end
-
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-
-local cooldown = tonumber(redis.call('GET', KEYS[1]) or 0)
-if cooldown > now then
-    return {0, cooldown - now, now, 0}
-end
-
-local interval = tonumber(ARGV[1])
-if interval == 0 then
-    return {1, 0, now, 0}
-end
-local factor = factor_at(KEYS[3], now, tonumber(ARGV[4]))
--- After a 429 the bucket drains slower: the interval grows by 1 / factor (factor <= 1).
-interval = math.ceil(interval / factor)
-local tolerance = (tonumber(ARGV[2]) - 1) * interval
-
--- Virtual scheduling: the bucket is empty at TAT; a request conforms once now >= TAT - tolerance.
--- Reserving means scheduling the request at max(now, TAT - tolerance) and advancing TAT as if it
--- had arrived then, so concurrent callers get successive slots instead of racing for one.
-local tat = tonumber(redis.call('GET', KEYS[2]) or 0)
-if tat < now then
-    tat = now
-end
-local wait = tat - tolerance - now
-if wait < 0 then
-    wait = 0
-end
-local factor_ppm = math.floor(factor * 1000000)
-local max_wait = tonumber(ARGV[3])
-if max_wait >= 0 and wait > max_wait then
-    return {-1, wait, now, factor_ppm}
-end
-local new_tat = tat + interval
--- Once the server clock passes TAT a missing key reads the same as the stored one, so the key
--- only needs to live until then. '%.0f' writes every digit (tostring would round to 14).
-redis.call('SET', KEYS[2], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, wait, now, factor_ppm}
-"""
-)
-
-_COOL_DOWN_LUA = (
-    _FACTOR_LUA
-    + """
--- KEYS[1]: cooldown deadline in us of the server's clock; KEYS[3]: the last adaptive cut.
--- ARGV[1]: cooldown length in us. ARGV[2]: the window `per` in us (0: do not adapt).
--- Returns 1 if the deadline moved, 0 if a longer cooldown was already running.
-if redis.replicate_commands then redis.replicate_commands() end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local length = tonumber(ARGV[1])
-local per = tonumber(ARGV[2])
-local deadline = now + length
-local running = tonumber(redis.call('GET', KEYS[1]) or 0)
-if per > 0 and running <= now then
-    -- A 429 although the limit was respected: the server's quota is lower than configured.
-    -- Cut once per cooldown, not once per 429 of the same burst (every process may report
-    -- one), as the in-process limiter does.
-    local factor = factor_at(KEYS[3], now, per)
-    local floor_ = math.max(FLOOR, factor * CUT)
-    -- Keep the cut until the factor is back to 1: both the additive recovery and the
-    -- creeping ceiling must have reached it.
-    local windows = (1 - floor_) / RECOVERY
-    local to_ceiling = (1 / (factor * HEADROOM) - 1) / CREEP
-    if to_ceiling > windows then
-        windows = to_ceiling
+-- was reserved. factor: the adaptive factor, as a string ('%.17g').
+local function acquire(now)
+    local cooldown = tonumber(redis.call('GET', KEYS[1]) or 0)
+    if cooldown > now then
+        return {0, cooldown - now, now, '1'}
     end
-    redis.call('HSET', KEYS[3], 'at', string.format('%.0f', now), 'factor', floor_,
-               'ceiling', factor)
-    redis.call('PEXPIRE', KEYS[3], math.ceil(windows * per / 1000) + 1)
+    local interval, per = tonumber(ARGV[1]), tonumber(ARGV[4])
+    if interval == 0 then
+        local slot = tonumber(ARGV[5])
+        if per > 0 and slot > 0 then
+            depart(KEYS[4], slot, now, per)
+        end
+        return {1, 0, now, '1'}
+    end
+    local status, wait, factor = reserve(KEYS[2], KEYS[3], KEYS[4], now, interval,
+                                         tonumber(ARGV[2]), per, tonumber(ARGV[3]))
+    return {status, wait, now, exact(factor)}
 end
-if running >= deadline then
-    return 0
-end
--- The key expires with the cooldown itself: nothing to clean up.
-redis.call('SET', KEYS[1], string.format('%.0f', deadline), 'PX', math.ceil(length / 1000))
-return 1
 """
-)
+
+_COOL_DOWN_BODY = """
+-- KEYS as for acquire. ARGV[1]: cooldown length in us. ARGV[2]: the window `per` in us (0: do
+-- not adapt). ARGV[3]: the configured limit; ARGV[4]: burst.
+-- Returns 1 if the deadline moved, 0 if a longer cooldown was already running.
+local function cool_down(now)
+    local length, per = tonumber(ARGV[1]), tonumber(ARGV[2])
+    local deadline = now + length
+    local running = tonumber(redis.call('GET', KEYS[1]) or 0)
+    if per > 0 then
+        -- The first 429 of a cooldown measures the quota (once, however many processes
+        -- report one); the others were requests that left before it and were not counted.
+        if running <= now then
+            cut(KEYS[3], KEYS[4], now, per, tonumber(ARGV[3]), tonumber(ARGV[4]))
+        else
+            reject(KEYS[3], now, per, tonumber(ARGV[3]), tonumber(ARGV[4]))
+        end
+    end
+    if running >= deadline then
+        return 0
+    end
+    -- The key expires with the cooldown itself: nothing to clean up.
+    redis.call('SET', KEYS[1], string.format('%.0f', deadline), 'PX', math.ceil(length / 1000))
+    return 1
+end
+"""
+
+
+def _script(body: str, now: str) -> str:
+    """A script: the bucket's functions, ``body``, and a call of its function with ``now``."""
+    name = body.split("local function ", 1)[1].split("(", 1)[0]
+    return f"{LUA}{body}\nreturn {name}({now})\n"
+
+
+_ACQUIRE_LUA = _script(_ACQUIRE_BODY, _SERVER_NOW)
+_COOL_DOWN_LUA = _script(_COOL_DOWN_BODY, _SERVER_NOW)
 
 
 class RateLimiterUnavailableError(CapillaryError):
@@ -285,6 +247,16 @@ class _RedisFailed(Exception):
     """Internal: one Redis round trip failed; the cause is chained."""
 
 
+class _Pacer:
+    """One endpoint's departures from this process: the local GCRA of :meth:`_pace`."""
+
+    __slots__ = ("tat", "turn")
+
+    def __init__(self) -> None:
+        self.tat = 0.0  # loop time
+        self.turn = asyncio.Lock()
+
+
 class RedisRateLimiter:
     """A :class:`~capillary_points_async.RateLimiter` whose buckets and cooldowns live in Redis,
     so that every process using the same Redis and ``namespace`` shares one quota.
@@ -308,10 +280,10 @@ class RedisRateLimiter:
             outage (each outage logs a warning, so a long one does not go unnoticed).
         command_timeout: longest time in seconds one Redis round trip may take before it counts
             as Redis being unavailable.
-        adaptive: as for :class:`~capillary_points_async.InProcessRateLimiter`: a cooldown also
-            cuts the endpoint's rate to 70% and it recovers by 5% of the rate per window, up to
-            just under the rate that drew the 429. The cut is shared by every process, and made
-            once per cooldown however many of them report a 429 of the same burst.
+        adaptive: as for :class:`~capillary_points_async.InProcessRateLimiter`, by the same
+            rule: a 429 sets the endpoint's rate just under what the server accepted in the
+            window before it. The adaptation is shared by every process, and measured once per
+            cooldown however many of them report a 429 of the same burst.
         fallback: when Redis is unavailable, log a warning once and limit in this process with
             an :class:`~capillary_points_async.InProcessRateLimiter` instead of raising
             :class:`RateLimiterUnavailableError` or waiting for Redis. Redis is tried again
@@ -328,6 +300,7 @@ class RedisRateLimiter:
         "_closed",
         "_command_timeout",
         "_cool_down_script",
+        "_cooling",
         "_factors",
         "_fallback",
         "_fallback_recheck",
@@ -337,6 +310,7 @@ class RedisRateLimiter:
         "_limits",
         "_local",
         "_owns_client",
+        "_pacers",
         "_probe",
         "_recovered",
         "_timeout",
@@ -396,12 +370,16 @@ class RedisRateLimiter:
         # restarted or failed-over Redis), so the common case is a single round trip.
         self._acquire_script = client.register_script(_ACQUIRE_LUA)
         self._cool_down_script = client.register_script(_COOL_DOWN_LUA)
-        self._keys: dict[str, tuple[str, str, str]] = {}
+        self._keys: dict[str, tuple[str, str, str, str]] = {}
         self._intervals: dict[RateLimit, int] = {}
         # Per endpoint key, the limit this process last used and the adaptive factor the script
         # last reported: what effective_rate() and the adaptive cut of cool_down() go by.
         self._limits: dict[str, RateLimit] = {}
         self._factors: dict[str, float] = {}
+        # Per endpoint key, the loop time until which a cooldown this process stores in Redis
+        # runs: a caller whose slot comes inside it gives the slot up without asking Redis.
+        self._cooling: dict[str, float] = {}
+        self._pacers: dict[str, _Pacer] = {}
 
     @classmethod
     def from_url(
@@ -528,7 +506,7 @@ class RedisRateLimiter:
             await self._local.cool_down(key, seconds)
         limit = self._limits.get(key) if self._adaptive else None
         # Without a limit there is no rate to cut (the in-process limiter has no bucket then).
-        per = 0 if limit is None else _per_us(limit)
+        adapt = (0, 0, 0) if limit is None else (window_us(limit), limit.limit, limit.burst)
         loop = asyncio.get_running_loop()
         ends = loop.time() + seconds
         deadline = None if self._timeout is None else loop.time() + self._timeout
@@ -542,9 +520,15 @@ class RedisRateLimiter:
             left = math.ceil((ends - loop.time()) * 1e6)
             if left <= 0:
                 return  # it ran out while Redis was away
+            # Noted here at once, not after the round trip: callers of this process whose slot
+            # comes meanwhile give it up rather than send into the cooldown. Only while Redis
+            # has it, though: the note stands for the shared cooldown.
+            noted = self._cooling.get(key, 0.0)
+            self._cooling[key] = max(noted, ends)
             try:
-                await self._eval(self._cool_down_script, self._keys_for(key), (left, per))
+                await self._eval(self._cool_down_script, self._keys_for(key), (left, *adapt))
             except _RedisFailed as exc:
+                self._cooling[key] = noted
                 self._on_redis_failure(exc)
             else:
                 return
@@ -581,13 +565,20 @@ class RedisRateLimiter:
             interval = burst = per = 0
         else:
             interval, burst = self._interval_for(limit), limit.burst
-            per = _per_us(limit) if self._adaptive else 0
+            per = window_us(limit) if self._adaptive else 0
             self._limits[key] = limit
         slot: float | None = None  # loop time of this caller's reserved slot, once it has one
+        server_slot = 0  # the same slot in microseconds of the Redis server's clock
+        counted = False  # whether Redis has counted this caller as a departure
         while True:
             max_wait = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1e6))
-            # With a slot reserved, the call only checks the cooldown (interval 0).
-            args = (interval, burst, max_wait, per) if slot is None else (0, 0, max_wait, 0)
+            # With a slot reserved, the call only checks the cooldown (interval 0) and counts
+            # the slot as a departure.
+            args = (
+                (interval, burst, max_wait, per, 0)
+                if slot is None
+                else (0, 0, max_wait, per, server_slot)
+            )
             try:
                 reply = await self._eval(self._acquire_script, keys, args)
             except _RedisFailed:
@@ -599,33 +590,70 @@ class RedisRateLimiter:
                 # rather than waste a turn counted against the quota. The next caller to reach
                 # for Redis finds the outage.
                 reply = (_GRANTED, 0)
+            else:
+                # Redis counts a departure with a reservation for now, and for a later slot
+                # with the check before it.
+                counted = per > 0 and (slot is not None or int(reply[1]) == 0)
             status, wait_us = int(reply[0]), int(reply[1])
             if status != _COOLING and slot is None and interval:
-                self._factors[key] = int(reply[3]) / 1e6
+                self._factors[key] = float(reply[3])
             if status == _GRANTED:
+                if slot is None and wait_us > 0:
+                    slot = loop.time() + wait_us / 1e6
+                    server_slot = int(reply[2]) + wait_us
+                    # The cooldown is checked again just before the slot rather than after it,
+                    # so that the request leaves at its slot and not one Redis round trip
+                    # later: that round trip's length varies with load and would bunch
+                    # departures.
+                    early = slot - _RECHECK_LEAD - loop.time()
+                    if early > 0:
+                        await self._sleep(early)
+                    continue
                 if slot is not None:
                     remaining = slot - loop.time()
                     if remaining > 0:
                         await self._sleep(remaining)
+                await self._pace(key, limit, loop)
+                cooling = self._cooling.get(key, 0.0) - loop.time()
+                if cooling <= 0:
                     return
-                if wait_us == 0:
-                    return
-                slot = loop.time() + wait_us / 1e6
-                # The cooldown is checked again just before the slot rather than after it, so
-                # that the request leaves at its slot and not one Redis round trip later: that
-                # round trip's length varies with load and would bunch departures.
-                early = slot - _RECHECK_LEAD - loop.time()
-                if early > 0:
-                    await self._sleep(early)
+                # A 429 in this process since Redis was asked: the slot is given up, as the
+                # in-process limiter would. Redis counted it as a departure, so it is reported
+                # like one more 429 of that cooldown (the server did not count it either).
+                slot, server_slot = None, 0
+                if counted:
+                    assert limit is not None  # per > 0
+                    report = (math.ceil(cooling * 1e6), per, limit.limit, burst)
+                    await self._eval(self._cool_down_script, keys, report)
             elif status == _COOLING:
                 if max_wait >= 0 and wait_us > max_wait:
                     raise self._timeout_error(key, wait_us / 1e6, "a cooldown of")
                 # A slot reserved before the cooldown began is lost: waiting the cooldown out
                 # and queueing again is the only way not to send into it.
-                slot = None
+                slot, server_slot = None, 0
                 await self._sleep(wait_us / 1e6)
             else:  # _TOO_LONG: the script reserved nothing
                 raise self._timeout_error(key, wait_us / 1e6, "a queue of")
+
+    async def _pace(
+        self, key: str, limit: RateLimit | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Space this process's departures of ``key`` as the shared bucket spaces its slots,
+        judged at the real departure (the in-process limiter's Bucket.left_at): a busy event
+        loop that wakes several callers late sends them an interval apart, not together.
+        Punctual departures never wait here; late ones cost rate instead of bunching."""
+        if limit is None:
+            return
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            pacer = self._pacers[key] = _Pacer()
+        interval = self._interval_for(limit) / self._factors.get(key, 1.0) / 1e6
+        async with pacer.turn:
+            wait = pacer.tat - (limit.burst - 1) * interval - loop.time()
+            if wait > 0:
+                # Not the _sleep seam: this is no wait for the shared bucket.
+                await asyncio.sleep(wait)
+            pacer.tat = max(pacer.tat, loop.time()) + interval
 
     async def _eval(self, script: AsyncScript, keys: Sequence[str], args: Sequence[int]) -> Any:
         """Run one script; see :meth:`_round_trip`."""
@@ -645,19 +673,22 @@ class RedisRateLimiter:
         # One seam for waiting, so that tests can observe and steer the waits.
         await asyncio.sleep(seconds)
 
-    def _keys_for(self, key: str) -> tuple[str, str, str]:
+    def _keys_for(self, key: str) -> tuple[str, str, str, str]:
         keys = self._keys.get(key)
         if keys is None:
             tag = f"{_KEY_PREFIX}:{{{self.namespace}|{key}}}"
-            keys = self._keys[key] = (f"{tag}:cooldown", f"{tag}:tat", f"{tag}:adapt")
+            keys = self._keys[key] = (
+                f"{tag}:cooldown",
+                f"{tag}:tat",
+                f"{tag}:adapt",
+                f"{tag}:departures",
+            )
         return keys
 
     def _interval_for(self, limit: RateLimit) -> int:
         interval = self._intervals.get(limit)
         if interval is None:
-            # Rounded up to a whole microsecond: the rate can only get marginally slower, and
-            # integer state cannot drift however many slots are added up.
-            interval = self._intervals[limit] = math.ceil(1e6 / limit.rate)
+            interval = self._intervals[limit] = interval_us(limit)
         return interval
 
     def _timeout_error(self, key: str, wait: float, what: str) -> RateLimiterTimeoutError:
@@ -812,10 +843,6 @@ else:  # pragma: no cover - Python 3.10
 
 def _reason(cause: BaseException | None) -> str:
     return "unknown error" if cause is None else f"{type(cause).__name__}: {cause}"
-
-
-def _per_us(limit: RateLimit) -> int:
-    return math.ceil(limit.per * 1e6)
 
 
 def _positive(value: object) -> bool:
