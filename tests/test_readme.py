@@ -55,14 +55,15 @@ import pytest
 import capillary_points_async
 from capillary_points_async import BasicAuth, CapillaryClient
 from capillary_points_async.cli import main as cli_main
-from capillary_points_async.cli.arguments import (
-    ENV_BASE_URL,
-    ENV_PASSWORD,
-    ENV_PASSWORD_MD5,
-    ENV_USERNAME,
-)
+from capillary_points_async.cli.arguments import ENV_BASE_URL, ENV_PASSWORD, ENV_USERNAME
 
-from .cli.conftest import SandboxThread, free_port, loopback_only, sandbox_command
+from .cli.conftest import (
+    SandboxThread,
+    clean_environment,
+    free_port,
+    loopback_only,
+    sandbox_command,
+)
 from .redis.redis_helpers import RedisServer
 from .sandbox.test_sandbox_plugin import run_pytest
 
@@ -176,8 +177,7 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (ENV_BASE_URL, ENV_USERNAME, ENV_PASSWORD, ENV_PASSWORD_MD5):
-        monkeypatch.delenv(name, raising=False)
+    clean_environment(monkeypatch)
 
 
 # ----------------------------------------------------------------------------- the list

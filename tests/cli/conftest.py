@@ -22,14 +22,7 @@ import attrs
 import pytest
 
 from capillary_points_async.cli import main as cli_main
-from capillary_points_async.cli.arguments import (
-    ENV_BASE_URL,
-    ENV_OAUTH_KEY,
-    ENV_OAUTH_SECRET,
-    ENV_PASSWORD,
-    ENV_PASSWORD_MD5,
-    ENV_USERNAME,
-)
+from capillary_points_async.cli.arguments import ENV_BASE_URL, ENV_USERNAME, SECRET_VARIABLES
 from capillary_points_async.testing import FakeCapillary
 
 T = TypeVar("T")
@@ -104,15 +97,12 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own CAPILLARY_* settings must not leak into these tests."""
-    for name in (
-        ENV_BASE_URL,
-        ENV_USERNAME,
-        ENV_PASSWORD,
-        ENV_PASSWORD_MD5,
-        ENV_OAUTH_KEY,
-        ENV_OAUTH_SECRET,
-    ):
+    clean_environment(monkeypatch)
+
+
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset the developer's own CAPILLARY_* settings: they must not leak into the tests."""
+    for name in (ENV_BASE_URL, ENV_USERNAME, *SECRET_VARIABLES):
         monkeypatch.delenv(name, raising=False)
 
 
