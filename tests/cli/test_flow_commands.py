@@ -8,11 +8,10 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from capillary_points_async.testing import FakeCapillary, Faults
+from capillary_points_async.testing import FakeCapillary, Faults, OtpScope, SandboxCustomer
 
 from .conftest import Result, SandboxThread
 
@@ -34,13 +33,13 @@ def transferable_of(thread: SandboxThread, mobile: str) -> float:
     return thread.read(lambda fake: _customer(fake, mobile).transaction_points)
 
 
-def _customer(fake: FakeCapillary, mobile: str) -> Any:
+def _customer(fake: FakeCapillary, mobile: str) -> SandboxCustomer:
     customer = fake.state.find("mobile", mobile)
     assert customer is not None
     return customer
 
 
-def code_sent_to(thread: SandboxThread, mobile: str, scope: str = "redeem") -> str:
+def code_sent_to(thread: SandboxThread, mobile: str, scope: OtpScope = "redeem") -> str:
     """The code the customer received "by SMS"."""
     code = thread.read(lambda fake: fake.state.otp_for(mobile, scope=scope))
     assert code, f"no {scope} code was issued to {mobile}"
