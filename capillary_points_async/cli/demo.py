@@ -98,11 +98,17 @@ async def flows(client: CapillaryClient, fake: FakeCapillary, display: Display) 
         lines.append(f"  no customer has {REDEEMED} points to redeem")
     else:
         lines += await _redemption(client, fake.state, redeemer)
-    sender = next((c for c in generated if c.can_transfer(TRANSFERRED)), None)
+    # Someone else, so that the two parts' balances do not mix.
+    others = [c for c in generated if redeemer is None or c.user_id != redeemer.user_id]
+    sender = next((c for c in others if c.can_transfer(TRANSFERRED)), None)
     if sender is None:
         lines.append(f"  no customer has {TRANSFERRED} points to transfer")
     else:
-        receiver = next(c for c in generated if c.user_id != sender.user_id)  # 2 at least
+        receiver = next(
+            c
+            for c in (*others, *generated)
+            if c.user_id != sender.user_id  # 2 at least
+        )
         lines += await _transfer(client, sender, receiver)
     display.note("\n".join(lines))
 

@@ -141,14 +141,16 @@ def test_demo_ends_with_a_redemption_and_a_transfer(cli: Cli) -> None:
 
     assert result.status == 0, result.err
     flow = result.out.split("demo: a redemption and a transfer, call by call\n")[1]
-    code = re.search(r"validation-code \d+: Validation Code Issued by SMS \(code (\w{6})\)", flow)
+    code = re.search(r"validation-code (\d+): Validation Code Issued by SMS \(code (\w{6})\)", flow)
     assert code, flow
     redeemed = re.search(
-        rf"redeem 100 with {code[1]}: redemption \w+, balance ([\d,]+) -> ([\d,]+)", flow
+        rf"redeem 100 with {code[2]}: redemption \w+, balance ([\d,]+) -> ([\d,]+)", flow
     )
     assert redeemed, flow
     assert number(redeemed[1]) - number(redeemed[2]) == 100
-    assert re.search(r"is-transferrable 50 from \d+ to \d+: transferrable", flow)
+    checked = re.search(r"is-transferrable 50 from (\d+) to (\d+): transferrable", flow)
+    assert checked, flow
+    assert code[1] not in (checked[1], checked[2])  # three customers: balances do not mix
     moved = re.search(r"transfer 50: transferable points ([\d,]+) -> ([\d,]+) and "
                       r"([\d,]+) -> ([\d,]+)", flow)  # fmt: skip
     assert moved, flow
