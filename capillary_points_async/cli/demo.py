@@ -35,7 +35,7 @@ REDEEMED, TRANSFERRED = 100, 50
 
 def sandbox_mobiles(state: SandboxState) -> list[str]:
     """The generated customers' mobile numbers, in the sandbox's order."""
-    return [str(customer.identifier("mobile")) for customer in state.generated]
+    return [_identifier(customer).value for customer in state.generated]
 
 
 def unknown_mobiles(state: SandboxState) -> Iterator[str]:
