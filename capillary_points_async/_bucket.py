@@ -64,7 +64,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ._limiting import RateLimit
 
-__all__ = ["LUA", "ROUNDING_SLACK", "Bucket", "interval_us", "window_us"]
+__all__ = [
+    "LUA",
+    "ROUNDING_SLACK",
+    "SUBWINDOWS",
+    "Bucket",
+    "interval_us",
+    "quota_factor",
+    "window_us",
+]
 
 # How far below the next whole request the window bound is put (see RateLimit.rate); the gap
 # keeps float rounding of times harmless.

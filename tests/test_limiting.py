@@ -244,22 +244,22 @@ def test_a_probe_that_finds_the_same_quota_again_doubles_the_hold() -> None:
         return now
 
     bucket = Bucket(limit)
-    now = saturate(bucket, 0, second // 3)  # ~100 left in the window
+    now = saturate(bucket, 0, second // 3)  # ~100 in a third of a window, then a 429
     bucket.cut(now)
     first = bucket.adaptation
     assert first is not None
     assert first.hold == 30
-    quota = first.quota
-    # The hold, then the probe climbs until the rate would let more than the quota through.
-    now = saturate(bucket, now + second, now + 33 * second)
+    # The hold, then two windows of probing at all the bucket allows: the next 429 measures
+    # within 5% of the first quota, which is found again.
+    now = saturate(bucket, now + second, now + 32 * second)
     assert bucket.factor > first.settled
-    # A cut that measures the same quota doubles the hold; another quota resets it.
-    bucket._departures._counts = {now // (second // 20): round(quota) + 1}
     bucket.cut(now)
     assert bucket.adaptation is not None
+    assert bucket.adaptation.quota == pytest.approx(first.quota, rel=0.05)
     assert bucket.adaptation.hold == 60
-    bucket._departures._counts = {now // (second // 20): round(quota / 2) + 1}
-    bucket.cut(now + 1)
+    # Half a window later, nothing sent meanwhile: half the quota, another one; the hold
+    # starts over.
+    bucket.cut(now + second // 2 + 1)
     assert bucket.adaptation.hold == 30
 
 
