@@ -9,6 +9,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,9 +24,11 @@ from capillary_points_async import BasicAuth, Identifier, TransferCheckRequest
 
 __all__ = [
     "IS_TRANSFERRABLE",
+    "REDIS_MISSING",
     "SANDBOX_AUTH",
     "Check",
     "Feed",
+    "RedisProcess",
     "parse_args",
     "report_checks",
     "results_dir",
@@ -105,8 +112,8 @@ class Feed:
 def steady_rate(times: Sequence[float], skip: float) -> float:
     """Requests per second over sorted ``times`` after the first ``skip`` seconds.
 
-    Skipping the first window leaves out the start-up transient (aiolimiter's burst, the first
-    connections), so what remains is the rate the limiter settles at.
+    Skipping the first window leaves out the start-up transient (a bucket's first burst, the
+    first connections), so what remains is the rate the limiter settles at.
     """
     steady = times[bisect_right(times, times[0] + skip) :]
     if len(steady) < 2 or steady[-1] <= steady[0]:
@@ -168,3 +175,60 @@ def report_checks(checks: Sequence[Check]) -> int:
         kind = "invariant" if check.hard else "target"
         print(f"  {verdict}  [{kind}] {check.text}")
     return 1 if any(check.hard and not check.ok for check in checks) else 0
+
+
+REDIS_MISSING = "redis-server not found on PATH: apt-get install redis-server"
+
+
+class RedisProcess:
+    """A throw-away redis-server (no persistence, a free loopback port, its log in
+    ``directory``) that can be stopped and started again on the same port. Without the
+    ``redis-server`` binary the benchmark stops with :data:`REDIS_MISSING`."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            sys.exit(REDIS_MISSING)
+        self._binary = binary
+        self._directory = directory
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port: int = sock.getsockname()[1]
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        # fmt: off
+        command = [
+            self._binary,
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self._directory),
+            "--logfile", str(self._directory / "redis.log"),
+        ]
+        # fmt: on
+        self._process = subprocess.Popen(command)
+        deadline = time.monotonic() + 15
+        while not self._accepts():  # ready once the port accepts connections
+            if time.monotonic() > deadline or self._process.poll() is not None:
+                self._process.kill()
+                sys.exit("redis-server did not start")
+            time.sleep(0.01)
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+            self._process = None

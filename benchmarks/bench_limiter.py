@@ -4,7 +4,8 @@ The sandbox runs without a server-side limit, so it only records when each reque
 The client fans out ``is_transferrable_many`` at concurrency 64 under ``RateLimit(L, per=P)``:
 the package's default, then ``safety_margin=0``, ``burst=1`` and ``burst=2`` where they differ
 from it. The baseline, in the same run, is a plain ``aiolimiter.AsyncLimiter(L, P)`` in front
-of raw aiohttp posts to the same sandbox.
+of raw aiohttp posts to the same sandbox (aiolimiter comes with the ``bench`` extra; the
+package itself no longer uses it).
 
 Reported per run: the most arrivals in any window of P seconds (must be <= L), the first
 window's count (aiolimiter lets 2L through there), the steady rate after the first window as a

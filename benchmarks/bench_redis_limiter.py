@@ -20,62 +20,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import shutil
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from _common import RedisProcess
+
 from capillary_points_async import InProcessRateLimiter, RateLimit, RateLimiter
 from capillary_points_async.redis import RedisRateLimiter
 
 KEY = "v2/points/isTransferrable"
-
-
-# -- redis-server ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server not found on PATH: apt-get install redis-server")
-    port = free_port()
-    # fmt: off
-    command = [
-        binary,
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(directory),
-        "--logfile", str(directory / "redis.log"),
-    ]
-    # fmt: on
-    process = subprocess.Popen(command)
-    # Readiness: the port accepts connections (the log goes to a file here, not a pipe).
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                sys.exit("redis-server did not start")
-            time.sleep(0.02)
-    return process, f"redis://127.0.0.1:{port}/0"
 
 
 # -- sharing: N processes -----------------------------------------------------------------------
@@ -189,7 +146,9 @@ def main() -> None:
     limit = RateLimit(args.limit, per=args.per)
 
     with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
-        server, url = start_redis(Path(directory))
+        server = RedisProcess(Path(directory))
+        server.start()
+        url = server.url
         try:
             print(
                 f"{args.processes} processes x {args.tasks} tasks, {args.requests} grants, "
@@ -212,8 +171,7 @@ def main() -> None:
                 p50, p99 = percentile(values, 0.50) * 1e6, percentile(values, 0.99) * 1e6
                 print(f"{label:<30}{p50:>10.1f}{p99:>10.1f}")
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            server.stop()
 
 
 if __name__ == "__main__":

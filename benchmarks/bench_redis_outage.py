@@ -31,9 +31,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +46,7 @@ from _common import (
     SANDBOX_AUTH,
     Check,
     Feed,
+    RedisProcess,
     parse_args,
     report_checks,
     table,
@@ -88,61 +86,6 @@ class WorkerResult:
         if not back:
             return None
         return sum(1 for moment in self.local_turns if moment > back[0])
-
-
-# -- redis-server on a fixed port ---------------------------------------------------------------
-
-
-class RedisProcess:
-    """A redis-server that can be stopped and started again on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            sys.exit("redis-server not found on PATH: apt-get install redis-server")
-        self._binary = binary
-        self._directory = directory
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        # fmt: off
-        command = [
-            self._binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self._directory),
-            "--logfile", str(self._directory / "redis.log"),
-        ]
-        # fmt: on
-        self._process = subprocess.Popen(command)
-        deadline = time.monotonic() + 15
-        while not self._accepts():  # ready once the port accepts connections
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                self._process.kill()
-                sys.exit("redis-server did not start")
-            time.sleep(0.01)
-
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return True
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.terminate()
-            self._process.wait(timeout=10)
-            self._process = None
 
 
 # -- one worker process -------------------------------------------------------------------------
