@@ -22,6 +22,7 @@ from ._converter import structure
 from ._endpoints import ENDPOINTS, Endpoint, canonical_key
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
 from ._oauth import OAuth, TokenCache
+from ._outage import Outages
 from ._protocol import ApiRequest, BasicAuth, Region, quota_exhausted_for
 from ._retry import NO_RETRY, RetryBudget, RetryPolicy, maybe_applied, retry_delay
 from ._transport import AiohttpTransport, Transport
@@ -198,6 +199,7 @@ class CapillaryClient:
         self._limiter: RateLimiter = limiter or InProcessRateLimiter()
         self._transport = transport
         self._tokens: TokenCache | None = None  # with OAuth, once open
+        self._outages = Outages()
         self._opened = False
         self._closed = False
         self._fan_outs: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
@@ -272,56 +274,93 @@ class CapillaryClient:
         self._cooling_until[key] = max(self._cooling_until.get(key, 0.0), now + seconds)
         await self._limiter.cool_down(key, seconds)
 
-    async def _call(self, endpoint: Endpoint[Q, T], query: Q, trace: CallTrace | None = None) -> T:
+    async def _call(
+        self,
+        endpoint: Endpoint[Q, T],
+        query: Q,
+        trace: CallTrace | None = None,
+        probe: bool | None = None,
+    ) -> T:
         """Send ``query`` through limiter, transport and decoder, retrying per the policy and
-        the endpoint's declaration."""
+        the endpoint's declaration.
+
+        ``probe`` is None for a single call, which fails at once while the endpoint is down
+        (unless its turn to probe has come); a bulk input has waited for the endpoint already
+        and says whether it goes as the probe.
+        """
         transport = self._transport
         if transport is None or self._closed:
             raise RuntimeError(
                 "CapillaryClient is not open: use 'async with CapillaryClient(...) as client'"
             )
+        key = endpoint.key
+        outages = self._outages
+        loop = asyncio.get_running_loop()
+        if probe is None:
+            try:
+                probe = outages.admit(key, loop.time())
+            except CapillaryError:
+                self.stats.errors += 1
+                raise
+        try:
+            result = await self._send(endpoint, query, trace)
+        except CapillaryError as exc:
+            outages.settle(key, exc, loop.time(), probe=probe)
+            raise
+        except BaseException:  # cancelled: a probe that will never report frees its turn
+            if probe:
+                outages.abandon(key)
+            raise
+        outages.up(key)
+        return result
+
+    async def _send(self, endpoint: Endpoint[Q, T], query: Q, trace: CallTrace | None) -> T:
         request = endpoint.request(query)
         tokens = self._tokens
+        transport = self._transport
+        assert transport is not None  # _call checked
+        stats = self.stats
         refreshed = False  # a 401 renews the OAuth token and re-sends once per call
         started = 0.0  # when the first attempt was sent: budgets count from there
         attempt = 0
         while True:
             attempt += 1
             now = await self._turn(endpoint.key, attempt, started)
-            if trace is not None:
-                trace.attempts = attempt
-            if attempt == 1:
-                # The retry budget counts from the first send, not from the wait for a token:
-                # a bulk run may queue for minutes and that is not a failure.
-                started = now
-                if self._budget is not None:
-                    self._budget.record_call(now)
             sent: ApiRequest | None = None
             try:
                 sent = request if tokens is None else await tokens.authorize(request)
+                stats.requests += 1
+                if trace is not None:
+                    trace.attempts += 1
+                if attempt == 1:
+                    # The retry budget counts from the first send, not from the wait for a
+                    # token: a bulk run may queue for minutes and that is not a failure.
+                    started = now
+                    if self._budget is not None:
+                        self._budget.record_call(now)
                 return await self._attempt(endpoint, sent, transport, attempt)
             except CapillaryError as exc:
                 if sent is None:  # no token could be had: nothing was sent
-                    self.stats.errors += 1
+                    stats.errors += 1
                     raise
                 if tokens is not None and not refreshed and isinstance(exc, AuthenticationError):
                     # Answered 401 before acting: renew the token and send once more.
                     refreshed = True
                     tokens.expire(sent)
-                    self.stats.retries += 1
+                    stats.retries += 1
                     continue
                 delay = await self._retry_after_failure(endpoint, request, exc, attempt, started)
                 if delay is None:
-                    self.stats.errors += 1
+                    stats.errors += 1
                     if not endpoint.idempotent and maybe_applied(exc):
                         raise _outcome_unknown(endpoint, query, request, exc) from exc
                     raise
-                self.stats.retries += 1
+                stats.retries += 1
                 if delay:
                     await asyncio.sleep(delay)
 
     async def _turn(self, key: str, attempt: int, started: float) -> float:
-        """Wait for the endpoint's cooldown and a token; return the loop time of the send.
+        """Wait for the endpoint's cooldown and a token; return the loop time after it.
 
         A call never waits out a cooldown longer than the longest server wait it honours or
         than what is left of its ``max_time``: it fails at once, saying how long is left.
@@ -351,7 +390,6 @@ class CapillaryClient:
         stats.limiter_wait += now - waited_from
         if self._cooling_until.get(key, 0.0) > waited_from:
             stats.cooldown_wait += min(now, self._cooling_until[key]) - waited_from
-        stats.requests += 1
         return now
 
     async def _attempt(

@@ -33,7 +33,9 @@ from ._endpoints import (
     VALIDATION_CODE,
     Endpoint,
 )
-from ._validate import whole_number
+from ._outage import is_outage_error
+from ._retry import provably_not_applied
+from ._validate import number, whole_number
 from .errors import CapillaryError, InvalidRequestError
 from .models import (
     Identifier,
@@ -250,9 +252,10 @@ class Points:
         *,
         concurrency: int = 64,
         ordered: bool = False,
+        max_outage: float | None = 600.0,
     ) -> AsyncIterator[Outcome[ValidationCodeRequest, ValidationCode]]:
         """Issue validation codes for many customers; see :meth:`is_transferrable_many`."""
-        return self._many(VALIDATION_CODE, requests, concurrency, ordered)
+        return self._many(VALIDATION_CODE, requests, concurrency, ordered, max_outage)
 
     def is_transferrable_many(
         self,
@@ -260,6 +263,7 @@ class Points:
         *,
         concurrency: int = 64,
         ordered: bool = False,
+        max_outage: float | None = 600.0,
     ) -> AsyncIterator[Outcome[TransferCheckRequest, TransferCheck]]:
         """Run many transferability checks, ``concurrency`` at a time, under the rate limit.
 
@@ -271,8 +275,14 @@ class Points:
         outcomes of the inputs already started. Leaving the loop early cancels the calls in
         flight; use ``contextlib.aclosing(...)`` to have that happen at once rather than when
         the iterator is collected (closing the client does it too).
+
+        An outage (every attempt of a call fails at the transport or with a 5xx) pauses the
+        endpoint instead of failing the inputs: one input at a time probes it, with backoff
+        from 1 s to 30 s, the others wait, and all go on when it answers. Inputs fail with the
+        last error only once the outage has lasted ``max_outage`` seconds (None or 0: they
+        fail at once, as single calls do while the endpoint is known to be down).
         """
-        return self._many(IS_TRANSFERRABLE, requests, concurrency, ordered)
+        return self._many(IS_TRANSFERRABLE, requests, concurrency, ordered, max_outage)
 
     def is_redeemable_many(
         self,
@@ -280,9 +290,10 @@ class Points:
         *,
         concurrency: int = 64,
         ordered: bool = False,
+        max_outage: float | None = 600.0,
     ) -> AsyncIterator[Outcome[RedeemabilityRequest, Redeemability]]:
         """Check redeemability for many customers; see :meth:`is_transferrable_many`."""
-        return self._many(IS_REDEEMABLE, requests, concurrency, ordered)
+        return self._many(IS_REDEEMABLE, requests, concurrency, ordered, max_outage)
 
     def redeem_many(
         self,
@@ -290,11 +301,12 @@ class Points:
         *,
         concurrency: int = 64,
         ordered: bool = False,
+        max_outage: float | None = 600.0,
     ) -> AsyncIterator[Outcome[RedeemRequest, Redemption]]:
         """Redeem for many customers; see :meth:`is_transferrable_many`. An input whose
         outcome is :class:`OutcomeUnknownError` may have been redeemed: check it before
         feeding it again."""
-        return self._many(REDEEM, requests, concurrency, ordered)
+        return self._many(REDEEM, requests, concurrency, ordered, max_outage)
 
     def transfer_many(
         self,
@@ -302,11 +314,12 @@ class Points:
         *,
         concurrency: int = 64,
         ordered: bool = False,
+        max_outage: float | None = 600.0,
     ) -> AsyncIterator[Outcome[TransferRequest, Transfer]]:
         """Run many transfers; see :meth:`is_transferrable_many`. An input whose outcome is
         :class:`OutcomeUnknownError` may have been transferred: check it before feeding it
         again."""
-        return self._many(TRANSFER, requests, concurrency, ordered)
+        return self._many(TRANSFER, requests, concurrency, ordered, max_outage)
 
     def _many(
         self,
@@ -314,14 +327,20 @@ class Points:
         requests: Iterable[Q] | AsyncIterable[Q],
         concurrency: int,
         ordered: bool,
+        max_outage: float | None,
     ) -> AsyncGenerator[Outcome[Q, T], None]:
         concurrency = whole_number(concurrency, "concurrency")
+        if max_outage is not None:
+            max_outage = number(max_outage, "max_outage (or None)", unit="of seconds", zero=True)
         kind = endpoint.request_type
+        key = endpoint.key
         if not isinstance(requests, (Iterable, AsyncIterable)) or isinstance(
             requests, (str, bytes)
         ):
             raise InvalidRequestError(f"requests must be an iterable of {kind.__name__}")
         client = self._client
+
+        outages = client._outages
 
         async def run(request: Q) -> Outcome[Q, T]:
             loop = asyncio.get_running_loop()
@@ -332,7 +351,26 @@ class Points:
                     raise InvalidRequestError(
                         f"expected a {kind.__name__}, got {type(request).__name__}"
                     )
-                value = await client._call(endpoint, request, trace)
+                while True:
+                    probe: bool | None = None  # no max_outage: fail fast like single calls
+                    if max_outage:
+                        probe = False
+                        if outages.down_since(key) is not None:
+                            error, probe = await outages.wait(key, max_outage)
+                            if error is not None:
+                                raise error
+                    try:
+                        value = await client._call(endpoint, request, trace, probe)
+                        break
+                    except CapillaryError as exc:
+                        # An outage pauses the input rather than failing it, as long as it may
+                        # be sent again (for redeem and transfer: it provably was not applied).
+                        if not (
+                            max_outage
+                            and is_outage_error(exc)
+                            and (endpoint.idempotent or provably_not_applied(exc))
+                        ):
+                            raise
             except CapillaryError as exc:
                 return Outcome(
                     request=request, error=exc, attempts=trace.attempts, elapsed=loop.time() - start

@@ -72,7 +72,9 @@ async def test_failing_upstream_gets_fewer_requests_past_the_budget() -> None:
         max_attempts=5, wait_initial=0.001, wait_max=0.001, budget_ratio=0.2, budget_min_retries=3
     )
     async with ScriptedServer() as server:
-        server.defaults[TC_PATH] = Reply(status=503, body="down")
+        # v2's 521 (a busy customer) is retried but takes no endpoint down (a 503 would, and
+        # later calls would then fail at once without reaching the budget).
+        server.defaults[TC_PATH] = v2_error(521, "Multiple actions are running", status=200)
         async with CapillaryClient(
             server.url, BasicAuth("t", "p"), rate_limit=None, retry=policy
         ) as client:

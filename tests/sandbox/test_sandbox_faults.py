@@ -360,8 +360,9 @@ async def test_during_an_outage_connections_are_refused_so_the_client_knows_noth
         await client.points.issue_validation_code(MOBILE)  # at 0 s, on a keep-alive connection
         code = fake.state.otp_for("919777785205") or ""
         seen = []
-        # 10.5 s in (the open connection was closed at 10 s), 19.5 s, then 20.5 s: after it.
-        for pause in (10.5, 9.0, 1.0):
+        # 10.5 s in (the open connection was closed at 10 s), 19.5 s (the client's probe of
+        # the down endpoint), 22 s (its next probe, 2 s after that one): after the outage.
+        for pause in (10.5, 9.0, 2.5):
             await asyncio.sleep(pause)
             seen.append(await redeem_attempt(client, code))
     assert seen == ["connect failed", "connect failed", "ok"]
@@ -397,6 +398,7 @@ async def test_healing_ends_an_outage_at_once() -> None:
         code = fake.state.issue_otp(fake.state.customers[0])  # 919777785205's, unsent
         assert await redeem_attempt(client, code) == "connect failed"
         fake.heal()
+        await asyncio.sleep(2)  # the client probes the endpoint it knows down 2 s later
         assert await redeem_attempt(client, code) == "ok"
         fake.set_faults({"*": Faults(outage_during=(0.0, math.inf))})  # counted from the start
         # A moment for the client to see its keep-alive connection closed; a request sent on
