@@ -442,8 +442,9 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         'input row: {"line", "input", "ok", "result", "error"}. "line" is the row\'s line in '
         "the input (the CSV header is line 1). A malformed row (or one that is not UTF-8) "
         "becomes an error line; blank lines get none, the summary counts them. Exits 0 "
-        "when the run happened, whatever its error lines; 1 when nothing could run (no answer "
-        "from the API, or wrong credentials: the run stops at the first 401); 2 for bad usage, "
+        "when the run happened, whatever its error lines; 1 when nothing could run (the API "
+        "down before it answered anything: one line names host, port and error; or wrong "
+        "credentials: the run stops at the first 401); 2 for bad usage, "
         "an INPUT that cannot be read included; 130 or 143 when SIGINT or SIGTERM stopped it "
         "(the lines of the rows that finished are written, and the summary).",
         allow_abbrev=False,
@@ -468,6 +469,14 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
     )
     sub.add_argument(
         "--unordered", action="store_true", help="write lines as checks finish, not in order"
+    )
+    sub.add_argument(
+        "--max-outage",
+        metavar="SECONDS",
+        type=_arg_type(_positive_seconds, "max outage"),
+        default=600.0,
+        help="how long an outage (refused connections, timeouts, 5xx) may pause the run before "
+        "its rows fail (default 600); a run that never had an answer exits 1 at once instead",
     )
     sub.set_defaults(prog=sub.prog)
 

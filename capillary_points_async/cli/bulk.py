@@ -7,6 +7,7 @@ line and is counted. Errors are written as JSON through :func:`error_fields`, no
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import io
@@ -15,7 +16,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TextIO, cast
 
 import orjson
@@ -26,9 +27,11 @@ from .. import (
     CapillaryError,
     Identifier,
     InvalidRequestError,
+    Outcome,
     TransferCheck,
     TransferCheckRequest,
 )
+from .._endpoints import IS_TRANSFERRABLE
 from .arguments import PROG, UsageError, make_client, parse_identifier
 from .display import Batch, Display, client_rows, make_display, status_line, summary, verdict
 from .results import EXIT_FAILURE, EXIT_OK, error_fields, to_json
@@ -36,6 +39,7 @@ from .results import EXIT_FAILURE, EXIT_OK, error_fields, to_json
 __all__ = [
     "BulkRun",
     "Row",
+    "Unreachable",
     "bulk_transferrable",
     "count_rows",
     "csv_rows",
@@ -268,6 +272,26 @@ def open_output(path: str | None) -> Iterator[Callable[[str], object]]:
 
 # ----------------------------------------------------------------------------- bulk run
 
+_WATCH_INTERVAL = 0.2  # seconds between looks at the endpoint's state while nothing answered
+
+
+class Unreachable(CapillaryError):
+    """The API never answered this run and its endpoint went down: a wrong host, a closed
+    port, bad TLS. One line names the host and the last error."""
+
+    def __init__(self, base_url: str, error: CapillaryError) -> None:
+        super().__init__(f"no answer from the API at {base_url}: {error}")
+        self.error = error
+
+
+def _down_error(client: CapillaryClient, key: str) -> CapillaryError | None:
+    """The error that took ``key`` down, or None while it is up. This reads the client's
+    private outage state: the library has no public view of it yet."""
+    outages = client._outages
+    if outages.down_since(key) is None:
+        return None
+    return outages._down[key].error
+
 
 class BulkRun:
     """Rows in, one JSON line per row out: in input order, or as finished when not ordered.
@@ -295,21 +319,69 @@ class BulkRun:
             self._pending[id(item)] = row
             yield item
 
-    async def run(self, client: CapillaryClient, *, concurrency: int, ordered: bool) -> None:
-        """Raises AuthenticationError at the first one: no later row could do better."""
+    async def run(
+        self,
+        client: CapillaryClient,
+        *,
+        concurrency: int,
+        ordered: bool,
+        max_outage: float | None = 600.0,
+    ) -> None:
+        """Raises AuthenticationError at the first one: no later row could do better; and
+        :class:`Unreachable` when the endpoint goes down before anything was answered."""
         inputs = cast("Iterable[TransferCheckRequest]", self._inputs())
-        outcomes = client.points.is_transferrable_many(
-            inputs, concurrency=concurrency, ordered=ordered
+        # An async generator, as the method's documentation says (it suggests aclosing).
+        outcomes = cast(
+            "AsyncGenerator[Outcome[TransferCheckRequest, TransferCheck], None]",
+            client.points.is_transferrable_many(
+                inputs, concurrency=concurrency, ordered=ordered, max_outage=max_outage
+            ),
         )
-        async for outcome in outcomes:
-            row = self._pending.pop(id(outcome.request))
-            error = row.error or outcome.error
-            self._write(self._line(row, outcome.value, error) + "\n")
-            value = outcome.value
-            self._batch.record(outcome, error, None if value is None else verdict(value))
-            self._display.update(self._batch)
-            if isinstance(error, AuthenticationError):
-                raise error
+        writing = asyncio.ensure_future(self._write_outcomes(outcomes))
+        watching = asyncio.ensure_future(self._never_answered(client))
+        try:
+            await asyncio.wait((writing, watching), return_when=asyncio.FIRST_COMPLETED)
+            if not writing.done() and watching.result() is None:  # answered: just write
+                await writing
+        finally:
+            for task in (writing, watching):
+                task.cancel()
+            await asyncio.gather(writing, watching, return_exceptions=True)
+        if not writing.cancelled():
+            writing.result()  # raises what ended the rows early
+            return
+        error = watching.result()
+        assert error is not None  # the only other way out
+        raise Unreachable(client.base_url, error)
+
+    async def _write_outcomes(
+        self, outcomes: AsyncGenerator[Outcome[TransferCheckRequest, TransferCheck], None]
+    ) -> None:
+        """Leaving early (a 401, a signal, an unreachable API) cancels the calls in flight at
+        once, so that nothing more is sent."""
+        async with contextlib.aclosing(outcomes):
+            async for outcome in outcomes:
+                row = self._pending.pop(id(outcome.request))
+                error = row.error or outcome.error
+                self._write(self._line(row, outcome.value, error) + "\n")
+                value = outcome.value
+                self._batch.record(outcome, error, None if value is None else verdict(value))
+                self._display.update(self._batch)
+                if isinstance(error, AuthenticationError):
+                    raise error
+
+    async def _never_answered(self, client: CapillaryClient) -> CapillaryError | None:
+        """The error that took the endpoint down, once it is down while no row has had an
+        answer: a wrong host, a closed port or bad TLS would otherwise pause the run for
+        ``max_outage`` and then fail row after row. None once a row is answered: from then on
+        an outage pauses the run."""
+        while True:
+            await asyncio.sleep(_WATCH_INTERVAL)
+            if self._batch.answered:
+                return None
+            error = _down_error(client, IS_TRANSFERRABLE.key)
+            if error is not None:
+                return error
 
     @staticmethod
     def _line(row: Row, value: TransferCheck | None, error: CapillaryError | None) -> str:
@@ -339,7 +411,10 @@ async def bulk_transferrable(args: argparse.Namespace) -> int:
             display.start([batch], lambda: status_line(client, [batch]))
             try:
                 await BulkRun(rows, write, batch, display).run(
-                    client, concurrency=args.concurrency, ordered=not args.unordered
+                    client,
+                    concurrency=args.concurrency,
+                    ordered=not args.unordered,
+                    max_outage=args.max_outage,
                 )
             finally:
                 batch.finish()

@@ -18,7 +18,7 @@ from capillary_points_async.cli.bulk import BulkRun, csv_rows, jsonl_rows
 from capillary_points_async.cli.display import Batch, PlainDisplay
 from capillary_points_async.testing import FakeCapillary, Faults
 
-from .conftest import PASSWORD, USERNAME, Result
+from .conftest import PASSWORD, USERNAME, Result, free_port
 
 Cli = Callable[..., Result]
 FAST = ["--rate", "off"]
@@ -205,18 +205,28 @@ def test_wrong_password_stops_the_run_with_exit_1(
     assert len(sandbox.arrivals()) == 1  # stopped at the first 401
 
 
-def test_exit_1_when_no_request_got_an_answer(cli: Cli, tmp_path: Path) -> None:
-    path = tmp_path / "one.csv"
-    path.write_text("from,to,points\nmobile:9777785206,mobile:9777785207,1\n")
+@pytest.mark.parametrize("ordered", [True, False], ids=["ordered", "unordered"])
+def test_a_closed_port_exits_1_naming_host_port_and_error(
+    cli: Cli, tmp_path: Path, ordered: bool
+) -> None:
+    """A run that never had an answer does not pause for --max-outage: it stops once the
+    endpoint is down, and its last line names where it could not connect and why."""
+    path = tmp_path / "many.csv"
+    path.write_text("from,to,points\n" + "mobile:9777785206,mobile:9777785207,1\n" * 200)
+    port = free_port()  # nothing listens there
 
     result = cli(
-        "bulk-transferrable", str(path), "--base-url", "http://127.0.0.1:9",
-        "--username", USERNAME, "--password", PASSWORD, "--timeout", "2", *FAST,
+        "bulk-transferrable", str(path), "--base-url", f"http://127.0.0.1:{port}",
+        "--username", USERNAME, "--password", PASSWORD, *FAST,
+        *([] if ordered else ["--unordered"]),
     )  # fmt: skip
 
-    assert result.status == 1
-    assert lines_of(result.out)[0]["error"]["type"] == "TransportError"
-    assert "no request got an answer from the API" in result.err
+    assert result.status == 1, result.err
+    assert result.out == ""  # no row failed for it: a resume redoes them all
+    last = result.err.rstrip().splitlines()[-1]
+    cause = f"capillary-points: Unreachable: no answer from the API at http://127.0.0.1:{port}: "
+    assert last.startswith(cause)
+    assert f"Cannot connect to host 127.0.0.1:{port}" in last.removeprefix(cause)
 
 
 def test_missing_input_is_bad_usage(cli: Cli, connect: list[str], tmp_path: Path) -> None:
