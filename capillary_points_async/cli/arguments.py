@@ -439,8 +439,9 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         help="run a file of transferability checks under the rate limit",
         description="Read checks from CSV (header from,to,points[,program_id]; from/to as "
         "TYPE:VALUE) or JSON Lines (objects with the same keys) and write one JSON line per "
-        'input row: {"line", "input", "ok", "result", "error"}. "line" is the row\'s line in '
-        "the input (the CSV header is line 1). A malformed row (or one that is not UTF-8) "
+        'input row: {"line", "input", "ok", "result", "error"}. "line" is the row\'s physical '
+        "line in the input (the CSV header is line 1; a CSV record whose quoted field spans "
+        "lines has the line it begins on). A malformed row (or one that is not UTF-8) "
         "becomes an error line; blank lines get none, the summary counts them. Exits 0 "
         "when the run happened, whatever its error lines; 1 when nothing could run (the API "
         "down before it answered anything: one line names host, port and error; or wrong "
@@ -453,7 +454,19 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
     sub.add_argument(
         "--format", choices=("csv", "jsonl"), help="default: from the extension, else sniffed"
     )
-    sub.add_argument("--output", metavar="FILE", help="write JSON lines here (default stdout)")
+    sub.add_argument(
+        "--output",
+        metavar="FILE",
+        help="write JSON lines here (default stdout); an existing FILE is refused without --resume",
+    )
+    sub.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run that wrote --output: send only the rows it has no line for "
+        "and append theirs (a torn last line is cut and its row redone); refused if INPUT "
+        "is not the file that run began with (its size and SHA-256 are kept in "
+        "FILE.input.json)",
+    )
     sub.add_argument(
         "--concurrency",
         metavar="N",

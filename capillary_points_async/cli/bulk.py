@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import itertools
 import os
@@ -38,6 +39,7 @@ from .results import EXIT_FAILURE, EXIT_OK, error_fields, to_json
 
 __all__ = [
     "BulkRun",
+    "LineSet",
     "Row",
     "Unreachable",
     "bulk_transferrable",
@@ -47,6 +49,7 @@ __all__ = [
     "open_input",
     "open_output",
     "row_from",
+    "scan_output",
 ]
 
 # ----------------------------------------------------------------------------- bulk input
@@ -144,11 +147,12 @@ def csv_rows(lines: Iterable[str], prog: str = PROG) -> Iterator[Row]:
     columns are ignored). The header is read at once, so a bad one fails before anything runs;
     the records are read as they are needed."""
     reader = csv.reader(lines)
+    records = _numbered(reader)
     blank_before: list[int] = []
-    for header in reader:
+    for first_line, header in records:
         if not _blank_record(header):
             break
-        blank_before.append(reader.line_num)
+        blank_before.append(first_line)
     else:
         return iter([Row(line, None) for line in blank_before])
     names = [name.strip().lower() for name in header]
@@ -160,11 +164,11 @@ def csv_rows(lines: Iterable[str], prog: str = PROG) -> Iterator[Row]:
             prog,
         )
 
-    def records() -> Iterator[Row]:
+    def rows() -> Iterator[Row]:
         yield from (Row(line, None) for line in blank_before)
-        for fields in reader:
+        for line, fields in records:
             if _blank_record(fields):
-                yield Row(reader.line_num, None)
+                yield Row(line, None)
                 continue
             error = _not_utf8(fields)
             if error is not None:
@@ -177,13 +181,20 @@ def csv_rows(lines: Iterable[str], prog: str = PROG) -> Iterator[Row]:
                 error = InvalidRequestError(
                     f"expected {len(names)} fields ({','.join(names)}), got {len(fields)}"
                 )
-            yield (
-                row_from(reader.line_num, data)
-                if error is None
-                else Row(reader.line_num, data, error=error)
-            )
+            yield row_from(line, data) if error is None else Row(line, data, error=error)
 
-    return records()
+    return rows()
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the physical line each begins on: a quoted field may hold line
+    breaks, and ``reader.line_num`` is the line the record ends on."""
+    while True:
+        first = reader.line_num + 1
+        fields = next(reader, None)
+        if fields is None:
+            return
+        yield first, fields
 
 
 def jsonl_rows(lines: Iterable[str]) -> Iterator[Row]:
@@ -258,16 +269,148 @@ def open_input(path: str, prog: str = PROG) -> Iterator[TextIO]:
         yield stream
 
 
+# ----------------------------------------------------------------------------- output, resume
+
+
+class LineSet:
+    """Line numbers, one bit each: what a resume keeps of an output of any length (a million
+    rows take 125 kB)."""
+
+    __slots__ = ("_bits", "count")
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self.count = 0
+
+    def add(self, line: int) -> None:
+        index, mask = line >> 3, 1 << (line & 7)
+        if index >= len(self._bits):
+            self._bits.extend(bytes(max(index + 1, 2 * len(self._bits)) - len(self._bits)))
+        if not self._bits[index] & mask:
+            self._bits[index] |= mask
+            self.count += 1
+
+    def __contains__(self, line: int) -> bool:
+        index = line >> 3
+        return index < len(self._bits) and bool(self._bits[index] & (1 << (line & 7)))
+
+
+def fingerprint(path: str) -> dict[str, Any]:
+    """What identifies an input across runs: its size and SHA-256 (one pass, in chunks)."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def _sidecar(output: str) -> str:
+    """Where a run records its input beside OUT: a header line would be a line that is no
+    row's, and CSV output has its own header."""
+    return output + ".input.json"
+
+
+def scan_output(path: str, line_of: Callable[[bytes], int]) -> tuple[LineSet, int]:
+    """The line numbers OUT has rows for, and how many of its bytes to keep: a torn last line
+    (no newline, or one that does not parse, from a process killed mid-write) is dropped and
+    its row redone. Streams: memory is the LineSet. A bad line before the last is refused."""
+    done, keep = LineSet(), 0
+    with open(path, "rb") as file:
+        previous: bytes | None = None
+        for text in file:
+            if previous is not None:
+                done.add(_checked(line_of, previous, path))
+                keep += len(previous)
+            previous = text
+    if previous is not None and previous.endswith(b"\n"):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            done.add(line_of(previous))
+            keep += len(previous)
+    return done, keep
+
+
+def _checked(line_of: Callable[[bytes], int], text: bytes, path: str) -> int:
+    try:
+        return line_of(text)
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(
+            f"cannot resume: {path} has a line that is not a result line: {text[:80]!r}"
+        ) from None
+
+
+def _jsonl_line(text: bytes) -> int:
+    line = orjson.loads(text)["line"]
+    if not isinstance(line, int):
+        raise TypeError(line)
+    return line
+
+
 @contextlib.contextmanager
-def open_output(path: str | None) -> Iterator[Callable[[str], object]]:
+def open_output(args: argparse.Namespace) -> Iterator[tuple[Callable[[str], object], LineSet]]:
+    """Stdout, or OUT: a new file (an existing one is refused), or with ``--resume`` the
+    existing one, cut after its last whole line and appended to; with the lines it has."""
+    path, done = args.output, LineSet()
     if path is None or path == "-":
+        if args.resume:
+            raise UsageError("--resume needs --output FILE", args.prog)
         try:
-            yield sys.stdout.write
+            yield sys.stdout.write, done
         finally:
             sys.stdout.flush()
+        return
+    stamp = None if args.input == "-" else {"input": os.path.abspath(args.input)}
+    if stamp is not None:
+        stamp.update(fingerprint(args.input))
+    if args.resume and os.path.exists(path):
+        _check_stamp(path, stamp, args.prog)
+        done, keep = scan_output(path, _jsonl_line)
+        mode = "r+"
     else:
-        with open(path, "w", encoding="utf-8") as file:
-            yield file.write
+        keep, mode = 0, "x"
+    try:
+        file = open(path, mode, encoding="utf-8")  # noqa: SIM115
+    except FileExistsError:
+        raise UsageError(
+            f"{path} exists: pass --resume to continue that run, or name another --output",
+            args.prog,
+        ) from None
+    with file:
+        file.truncate(keep)
+        file.seek(0, os.SEEK_END)
+        if mode == "x":
+            _write_stamp(path, stamp)
+        yield file.write, done
+
+
+def _write_stamp(output: str, stamp: dict[str, Any] | None) -> None:
+    sidecar = _sidecar(output)
+    if stamp is None:  # stdin: no resume can check it
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(sidecar)
+        return
+    with open(sidecar, "wb") as file:
+        file.write(orjson.dumps(stamp, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def _check_stamp(output: str, stamp: dict[str, Any] | None, prog: str) -> None:
+    """Refuse to resume OUT from another input than the one it was begun with."""
+    if stamp is None:
+        raise UsageError("cannot resume from stdin: name the INPUT file", prog)
+    try:
+        with open(_sidecar(output), "rb") as file:
+            recorded = orjson.loads(file.read())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise UsageError(
+            f"cannot resume {output}: no record of its input ({_sidecar(output)}: {exc})", prog
+        ) from None
+    if any(recorded.get(key) != stamp[key] for key in ("bytes", "sha256")):
+        raise UsageError(
+            f"cannot resume {output}: it was begun from another input "
+            f"({recorded.get('input')}, {recorded.get('bytes')} bytes), not this "
+            f"{stamp['input']} ({stamp['bytes']} bytes)",
+            prog,
+        )
 
 
 # ----------------------------------------------------------------------------- bulk run
@@ -305,15 +448,24 @@ class BulkRun:
     """
 
     def __init__(
-        self, rows: Iterable[Row], write: Callable[[str], object], batch: Batch, display: Display
+        self,
+        rows: Iterable[Row],
+        write: Callable[[str], object],
+        batch: Batch,
+        display: Display,
+        done: LineSet | None = None,
     ) -> None:
         self._rows, self._write, self._batch, self._display = rows, write, batch, display
+        self._done = done or LineSet()  # rows a resumed run has lines for already
         self._pending: dict[int, Row] = {}
 
     def _inputs(self) -> Iterator[TransferCheckRequest | Row]:
         for row in self._rows:
             if row.blank:
                 self._batch.blank += 1
+                continue
+            if row.line in self._done:
+                self._batch.resumed += 1
                 continue
             item: TransferCheckRequest | Row = row.request if row.request is not None else row
             self._pending[id(item)] = row
@@ -399,18 +551,20 @@ class BulkRun:
 async def bulk_transferrable(args: argparse.Namespace) -> int:
     """The ``bulk-transferrable`` command."""
     client = make_client(args, rate=args.rate)  # usage errors before any file is touched
-    with open_input(args.input, args.prog) as stream, open_output(args.output) as write:
+    with open_input(args.input, args.prog) as stream, open_output(args) as (write, done):
         fmt, lines = (args.format, iter(stream)) if args.format else _format_of(args.input, stream)
         rows = csv_rows(lines, args.prog) if fmt == "csv" else jsonl_rows(lines)
         total = None if args.input == "-" else count_rows(args.input)
         if total is not None and fmt == "csv":
             total = max(total - 1, 0)
+        if total is not None:
+            total = max(total - done.count, 0)
         batch = Batch("transfer checks", total, args.rate)
         display = make_display(sys.stderr, sys.stderr)
         async with client:
             display.start([batch], lambda: status_line(client, [batch]))
             try:
-                await BulkRun(rows, write, batch, display).run(
+                await BulkRun(rows, write, batch, display, done).run(
                     client,
                     concurrency=args.concurrency,
                     ordered=not args.unordered,

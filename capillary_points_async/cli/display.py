@@ -72,6 +72,7 @@ class Batch:
         self.name, self.total, self.rate = name, total, rate
         self.done = self.ok = self.sent = self.attempts = self.answered = 0
         self.blank = 0  # blank input lines: nothing to check, no output line
+        self.resumed = 0  # rows an earlier run has lines for: skipped by --resume
         self.errors: Counter[str] = Counter()
         self.verdicts: Counter[str] = Counter()
         self.latency = Latencies()
@@ -129,6 +130,8 @@ class Batch:
         rows += [(f"  {kind}", f"{n:,}") for kind, n in self.errors.most_common()]
         if self.blank:
             rows.append(("blank lines skipped", f"{self.blank:,}"))
+        if self.resumed:
+            rows.append(("rows done before (resume)", f"{self.resumed:,}"))
         return [
             *rows,
             ("attempts (retries)", f"{self.attempts:,} ({self.attempts - self.sent:,})"),

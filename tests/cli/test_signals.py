@@ -9,13 +9,15 @@ import re
 import signal
 import subprocess
 import sys
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from capillary_points_async.testing import FakeCapillary
 
-from .conftest import wait_until
+from .conftest import Result, wait_until
 
 
 def complete_lines(path: Path) -> int:
@@ -27,7 +29,12 @@ def complete_lines(path: Path) -> int:
     ("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"]
 )
 def test_a_signal_stops_a_bulk_run_after_writing_what_finished(
-    sandbox: FakeCapillary, connect: list[str], tmp_path: Path, signum: int, status: int
+    sandbox: FakeCapillary,
+    connect: list[str],
+    cli: Callable[..., Result],
+    tmp_path: Path,
+    signum: int,
+    status: int,
 ) -> None:
     checks = tmp_path / "checks.csv"
     rows = (f"mobile:918{i % 40:09d},mobile:918{(i + 1) % 40:09d},1" for i in range(1000))
@@ -62,4 +69,44 @@ def test_a_signal_stops_a_bulk_run_after_writing_what_finished(
     assert int(done[1].replace(",", "")) == len(numbers)
     assert err_text.rstrip().endswith(
         f"capillary-points: interrupted by {signal.Signals(signum).name}"
+    )
+    # and the run it stopped can be resumed
+    resumed = cli(*command[3:], "--resume", "--rate", "off")
+    assert resumed.status == 0, resumed.err
+    assert Counter(json.loads(line)["line"] for line in output.read_text().splitlines()) == (
+        Counter(range(2, 1002))
+    )
+
+
+def test_a_run_killed_mid_write_resumes_with_every_row_once(
+    connect: list[str], cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    """kill -9 loses the rows in flight and may tear the last line; the resume redoes them."""
+    checks = tmp_path / "checks.jsonl"
+    rows = (
+        f'{{"from": "mobile:918{i % 40:09d}", "to": "mobile:918{(i + 1) % 40:09d}", "points": 1}}'
+        for i in range(2000)
+    )
+    checks.write_text("\n".join(rows) + "\n")
+    output = tmp_path / "results.jsonl"
+    command = [
+        sys.executable, "-m", "capillary_points_async.cli", "bulk-transferrable", str(checks),
+        "--output", str(output), "--rate", "400/1s", "--unordered", *connect,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Python flushes its file buffer every 8 kB: wait for a few flushes.
+        wait_until(lambda: output.exists() and output.stat().st_size > 20_000, process, "output")
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    resumed = cli(*command[3:], "--resume", "--rate", "off")
+
+    assert resumed.status == 0, resumed.err
+    assert Counter(json.loads(line)["line"] for line in output.read_text().splitlines()) == (
+        Counter(range(1, 2001))
     )
