@@ -306,8 +306,8 @@ def fingerprint(path: str) -> dict[str, Any]:
 
 
 def _sidecar(output: str) -> str:
-    """Where a run records its input beside OUT: a header line would be a line that is no
-    row's, and CSV output has its own header."""
+    """Where a run records its input, beside OUT: inside it, a header line would be a line
+    that is no row's."""
     return output + ".input.json"
 
 
@@ -359,9 +359,9 @@ def open_output(args: argparse.Namespace) -> Iterator[tuple[Callable[[str], obje
         finally:
             sys.stdout.flush()
         return
-    stamp = None if args.input == "-" else {"input": os.path.abspath(args.input)}
-    if stamp is not None:
-        stamp.update(fingerprint(args.input))
+    stamp = None
+    if args.input != "-" and stat.S_ISREG(os.stat(args.input).st_mode):  # a pipe is read once
+        stamp = {"input": os.path.abspath(args.input), **fingerprint(args.input)}
     if args.resume and os.path.exists(path):
         _check_stamp(path, stamp, args.prog)
         done, keep = scan_output(path, _jsonl_line)
@@ -385,7 +385,7 @@ def open_output(args: argparse.Namespace) -> Iterator[tuple[Callable[[str], obje
 
 def _write_stamp(output: str, stamp: dict[str, Any] | None) -> None:
     sidecar = _sidecar(output)
-    if stamp is None:  # stdin: no resume can check it
+    if stamp is None:  # stdin or a pipe: no resume can check it
         with contextlib.suppress(FileNotFoundError):
             os.remove(sidecar)
         return
@@ -396,7 +396,7 @@ def _write_stamp(output: str, stamp: dict[str, Any] | None) -> None:
 def _check_stamp(output: str, stamp: dict[str, Any] | None, prog: str) -> None:
     """Refuse to resume OUT from another input than the one it was begun with."""
     if stamp is None:
-        raise UsageError("cannot resume from stdin: name the INPUT file", prog)
+        raise UsageError("cannot resume from stdin or a pipe: name the INPUT file", prog)
     try:
         with open(_sidecar(output), "rb") as file:
             recorded = orjson.loads(file.read())

@@ -4,7 +4,9 @@ the rows the output has no line for, so that it ends with exactly one line per d
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -143,3 +145,20 @@ def test_line_set_counts_each_number_once() -> None:
         lines.add(n)
     assert lines.count == 3
     assert [n in lines for n in (1_000_000, 9, 0, 8, 2_000_000)] == [True] * 3 + [False] * 2
+
+
+def test_an_input_pipe_is_read_once(cli: Cli, connect: list[str], tmp_path: Path) -> None:
+    """A pipe cannot be fingerprinted for a later resume without being used up."""
+    pipe, output = tmp_path / "pipe", tmp_path / "results.jsonl"
+    os.mkfifo(pipe)
+    text = checks(tmp_path / "c.csv", 3).read_text()
+    writer = threading.Thread(target=pipe.write_text, args=(text,), daemon=True)
+    writer.start()
+
+    result = cli("bulk-transferrable", str(pipe), "--format", "csv", "--output", str(output),
+                 *connect, *FAST)  # fmt: skip
+    writer.join()
+
+    assert result.status == 0, result.err
+    assert numbers(output) == Counter([2, 3, 4])
+    assert not Path(f"{output}.input.json").exists()
