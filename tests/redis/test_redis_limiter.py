@@ -744,10 +744,13 @@ async def test_waiters_share_one_probe_that_backs_off() -> None:
         granted.append(loop.time())
 
     await asyncio.gather(*(acquire() for _ in range(20)))
-    # The first caller found Redis gone; the others waited for the probe without trying it,
-    # and each tried once more when the probe had found it back.
-    assert [when for when in fake.acquires if when < 6.0] == [0.0]
-    assert len(fake.acquires) == 21
+    # Callers tried Redis themselves only as the outage began, at most once each (one of them
+    # on 3.11+; on 3.10 wait_for's extra task lets them all start before the first failure is
+    # seen), never while the probe ran; each tried once more when the probe found it back.
+    before = [when for when in fake.acquires if when < 6.0]
+    assert set(before) == {0.0}
+    assert 1 <= len(before) <= 20
+    assert len(fake.acquires) - len(before) == 20
     # One probe for all of them: one ping per wait, the waits growing from 50 ms, doubling,
     # up to 2 s (full jitter draws each from zero up to that).
     assert len(fake.pings) == len(limiter.sleeps) >= 4
