@@ -126,7 +126,10 @@ class AiohttpTransport:
             raise _too_large(response, limit, f"Content-Length {length}")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in response.content.iter_any():
+        content = response.content
+        # readany() itself, not iter_any(): the iterator's extra coroutine per chunk cost 2% of
+        # a send's instructions (callgrind). Both return what has arrived, and b"" at the end.
+        while chunk := await content.readany():
             size += len(chunk)
             if size > limit:
                 raise _too_large(response, limit, f"{size} bytes read")
