@@ -6,8 +6,10 @@ with 64 requests in flight; the client's limiter is off and retries are on, and 
 structured into attrs models, while the raw side stops at ``await resp.json()``. Rounds
 alternate so that drift in the machine's speed hits both sides alike. Then the structuring cost
 of the isTransferrable sample alone, cattrs against pydantic v2 and msgspec when installed, and
-with ``--profile`` a cProfile of the client's run. Target: at most 1.25x raw aiohttp, for one
-call at a time and for ``is_transferrable_many``.
+with ``--profile`` a cProfile of the client's run. Targets: at most 1.15x raw aiohttp for one
+call at a time, 1.20x for ``is_transferrable_many``. A ratio is the median over rounds of the
+client's CPU per request over raw aiohttp's in the same round, so that a machine whose load
+changes between rounds moves both sides of each ratio alike.
 
     .venv/bin/python benchmarks/bench_cpu.py [--quick] [--profile]
 """
@@ -42,7 +44,8 @@ from capillary_points_async import (
 )
 
 CONCURRENCY = 64
-TARGET = 1.25  # CPU per request through the client, as a multiple of raw aiohttp's
+# CPU per request through the client, as a multiple of raw aiohttp's.
+TARGETS = {"client": 1.15, "bulk": 1.20}
 SAMPLE = (
     Path(__file__).resolve().parent.parent / "tests" / "samples" / "istransferrable_page_200.json"
 )
@@ -251,9 +254,10 @@ def main() -> int:
         ("bulk", "is_transferrable_many"),
     ):
         value = statistics.median(results[name])
-        ratio = value / raw
+        ratio = statistics.median(v / r for v, r in zip(results[name], results["raw"], strict=True))
         print(f"  {label:<38} {value * 1e6:8.1f} us   {ratio:.2f}x")
-        checks.append(Check(f"{label}: {ratio:.2f}x <= {TARGET}x raw aiohttp", ratio <= TARGET))
+        target = TARGETS[name]
+        checks.append(Check(f"{label}: {ratio:.2f}x <= {target}x raw aiohttp", ratio <= target))
     print()
     print("Structuring the isTransferrable sample (best of 5, per call)")
     costs = structuring_costs(2_000 if args.quick else 10_000)
