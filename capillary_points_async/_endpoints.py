@@ -123,6 +123,10 @@ VALIDATION_CODE: Final = Endpoint(
 # --------------------------------------------------------------------------- isTransferrable
 
 
+def _v2_identifier(identifier: Identifier) -> dict[str, str]:
+    return {"type": identifier.type.v2_type, "value": identifier.value}
+
+
 def _no_params(_: object) -> Params:
     return ()  # everything is in the body
 
@@ -134,14 +138,8 @@ def _transfer_check_body(request: TransferCheckRequest) -> dict[str, Any]:
     }
     if request.program_id is not None:
         body["programId"] = request.program_id
-    body["fromCustomerIdentifier"] = {
-        "type": request.from_customer.type.v2_type,
-        "value": request.from_customer.value,
-    }
-    body["toCustomerIdentifier"] = {
-        "type": request.to_customer.type.v2_type,
-        "value": request.to_customer.value,
-    }
+    body["fromCustomerIdentifier"] = _v2_identifier(request.from_customer)
+    body["toCustomerIdentifier"] = _v2_identifier(request.to_customer)
     body["issueOtp"] = request.issue_otp
     return body
 
@@ -243,14 +241,8 @@ def _transfer_body(request: TransferRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"pointsTobeTransferred": request.points}
     if request.program_id is not None:
         body["programId"] = request.program_id
-    body["fromCustomerIdentifier"] = {
-        "type": request.from_customer.type.v2_type,
-        "value": request.from_customer.value,
-    }
-    body["toCustomerIdentifier"] = {
-        "type": request.to_customer.type.v2_type,
-        "value": request.to_customer.value,
-    }
+    body["fromCustomerIdentifier"] = _v2_identifier(request.from_customer)
+    body["toCustomerIdentifier"] = _v2_identifier(request.to_customer)
     if request.code is not None:
         body["code"] = request.code
     if request.notes is not None:
