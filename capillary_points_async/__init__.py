@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._client import CapillaryClient, ClientStats
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
 from ._oauth import OAuth
+from ._outage import Outage
 from ._protocol import ApiRequest, BasicAuth, RawResponse, Region
 from ._retry import RetryPolicy
 from ._transport import AiohttpTransport, Transport
@@ -93,6 +94,7 @@ __all__ = [
     "ItemStatus",
     "LoyaltyInfo",
     "OAuth",
+    "Outage",
     "Outcome",
     "OutcomeUnknownError",
     "Points",

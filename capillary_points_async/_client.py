@@ -22,7 +22,7 @@ from ._converter import structure
 from ._endpoints import ENDPOINTS, Endpoint, canonical_key
 from ._limiting import InProcessRateLimiter, RateLimit, RateLimiter
 from ._oauth import OAuth, TokenCache
-from ._outage import Outages
+from ._outage import Outage, Outages
 from ._protocol import ApiRequest, BasicAuth, Region, quota_exhausted_for
 from ._retry import NO_RETRY, RetryBudget, RetryPolicy, maybe_applied, retry_delay
 from ._transport import AiohttpTransport, Transport
@@ -64,21 +64,27 @@ class ClientStats:
         budget_exhausted: retries refused because the retry budget was spent.
         limiter_wait: seconds calls spent waiting for a token or a cooldown, summed over calls.
         cooldown_wait: the part of ``limiter_wait`` spent in cooldowns this client started.
+        outage_paused: bulk inputs that met an outage and were paused by it rather than
+            failed (each counted once, however long or often it waited; one may still fail
+            if the outage outlasts ``max_outage``).
     """
 
     __slots__ = (
         "_limiter",
+        "_outages",
         "budget_exhausted",
         "cooldown_wait",
         "errors",
         "limiter_wait",
+        "outage_paused",
         "rate_limited",
         "requests",
         "retries",
     )
 
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, limiter: RateLimiter, outages: Outages) -> None:
         self._limiter = limiter
+        self._outages = outages
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0
@@ -86,6 +92,19 @@ class ClientStats:
         self.budget_exhausted = 0
         self.limiter_wait = 0.0
         self.cooldown_wait = 0.0
+        self.outage_paused = 0
+
+    @property
+    def outages(self) -> int:
+        """Outages begun: times an endpoint was taken as down (see
+        :meth:`CapillaryClient.outage`)."""
+        return self._outages.count
+
+    @property
+    def down_time(self) -> float:
+        """Seconds endpoints have been down, summed over endpoints; an outage still going
+        counts up to now. For a bulk run against one endpoint, the time it was paused."""
+        return self._outages.down_time
 
     @property
     def effective_rates(self) -> dict[str, float]:
@@ -102,7 +121,9 @@ class ClientStats:
             f"ClientStats(requests={self.requests}, retries={self.retries}, "
             f"rate_limited={self.rate_limited}, errors={self.errors}, "
             f"budget_exhausted={self.budget_exhausted}, "
-            f"limiter_wait={self.limiter_wait:.3f}, cooldown_wait={self.cooldown_wait:.3f})"
+            f"limiter_wait={self.limiter_wait:.3f}, cooldown_wait={self.cooldown_wait:.3f}, "
+            f"outages={self.outages}, outage_paused={self.outage_paused}, "
+            f"down_time={self.down_time:.3f})"
         )
 
 
@@ -204,7 +225,7 @@ class CapillaryClient:
         self._closed = False
         self._fan_outs: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
         #: Counters of requests, retries, 429s and limiter waits since the client was made.
-        self.stats = ClientStats(self._limiter)
+        self.stats = ClientStats(self._limiter, self._outages)
         #: The points endpoints: ``client.points.is_transferrable(...)`` and friends.
         self.points = Points(self)
 
@@ -216,6 +237,15 @@ class CapillaryClient:
     def rate_limits(self) -> Mapping[str, RateLimit | None]:
         """The proactive limit in force per endpoint key."""
         return dict(self._limits)
+
+    def outage(self, endpoint: str) -> Outage | None:
+        """What this client knows of ``endpoint``'s outage, or None while it takes it as up.
+
+        ``endpoint`` is an endpoint key such as ``"v2/points/isTransferrable"`` (its other
+        spellings are accepted). An endpoint is down once a call to it has failed at the
+        transport or with a 5xx after all its retries, and up again at the next answer.
+        """
+        return self._outages.view(canonical_key(endpoint))
 
     async def __aenter__(self) -> CapillaryClient:
         if self._closed:

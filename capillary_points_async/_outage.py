@@ -20,13 +20,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from typing import Final
 
+import attrs
 import backoff
 
 from .errors import APIError, CapillaryError, ServerError, TransportError
 
-__all__ = ["Outages", "is_outage_error"]
+__all__ = ["Outage", "Outages", "is_outage_error"]
 
 _PROBE_WAIT_INITIAL: Final = 1.0
 _PROBE_WAIT_MAX: Final = 30.0
@@ -47,10 +49,37 @@ def _probe_wait(failed_probes: int) -> float:
     return float(next(itertools.islice(waits, failed_probes + 1, None)))
 
 
+@attrs.frozen
+class Outage:
+    """What a client knows of an endpoint it takes as down (``client.outage(endpoint)``): a
+    snapshot, taken when asked.
+
+    Attributes:
+        endpoint: the endpoint's key, e.g. ``"v2/points/isTransferrable"``.
+        error: the last error that said it is down (a :class:`TransportError`, or a
+            :class:`ServerError` with a 5xx).
+        down_for: seconds since it went down.
+        failed_probes: probes sent since, none of them answered.
+        next_probe_in: seconds until the next probe may go (0: due, or on its way).
+    """
+
+    endpoint: str
+    error: CapillaryError
+    down_for: float
+    failed_probes: int
+    next_probe_in: float
+
+
 class _Down:
-    __slots__ = ("changed", "error", "failed_probes", "probe_at", "probing", "since")
+    __slots__ = ("changed", "error", "failed_probes", "probe_at", "probing", "since", "time")
 
     def __init__(self, error: CapillaryError, now: float) -> None:
+        # The loop's clock, kept to tell how long the outage has lasted when asked outside
+        # the loop (stats read after a run); without a loop, asyncio's default clock.
+        try:
+            self.time = asyncio.get_running_loop().time
+        except RuntimeError:
+            self.time = time.monotonic
         self.since = now
         self.error = error
         self.failed_probes = 0
@@ -69,10 +98,34 @@ class Outages:
     """The down endpoints of one client, keyed like the limiter. While nothing is down every
     check is one lookup in an empty dict."""
 
-    __slots__ = ("_down",)
+    __slots__ = ("_down", "_ended_time", "count")
 
     def __init__(self) -> None:
         self._down: dict[str, _Down] = {}
+        #: Outages begun, over all endpoints.
+        self.count = 0
+        self._ended_time = 0.0
+
+    @property
+    def down_time(self) -> float:
+        """Seconds endpoints have been down, summed over endpoints; an outage still going
+        counts up to now."""
+        going = sum(down.time() - down.since for down in self._down.values())
+        return self._ended_time + going
+
+    def view(self, key: str) -> Outage | None:
+        """A snapshot of ``key``'s outage, or None while it is up."""
+        down = self._down.get(key)
+        if down is None:
+            return None
+        now = down.time()
+        return Outage(
+            endpoint=key,
+            error=down.error,
+            down_for=now - down.since,
+            failed_probes=down.failed_probes,
+            next_probe_in=max(0.0, down.probe_at - now),
+        )
 
     def down_since(self, key: str) -> float | None:
         """Loop time at which ``key`` went down, or None while it is up."""
@@ -117,6 +170,7 @@ class Outages:
         """A call to ``key`` was answered: the endpoint is up, and every waiter goes on."""
         down = self._down.pop(key, None)
         if down is not None:
+            self._ended_time += down.time() - down.since
             down.changed.set()
 
     def settle(self, key: str, error: CapillaryError, now: float, *, probe: bool) -> None:
@@ -134,6 +188,7 @@ class Outages:
             return
         if down is None:
             self._down[key] = _Down(error, now)
+            self.count += 1
             return
         down.error = error
         if probe:

@@ -341,11 +341,13 @@ class Points:
         client = self._client
 
         outages = client._outages
+        stats = client.stats
 
         async def run(request: Q) -> Outcome[Q, T]:
             loop = asyncio.get_running_loop()
             start = loop.time()
             trace = CallTrace()
+            paused = False
             try:
                 if not isinstance(request, kind):
                     raise InvalidRequestError(
@@ -356,6 +358,9 @@ class Points:
                     if max_outage:
                         probe = False
                         if outages.down_since(key) is not None:
+                            if not paused:
+                                paused = True
+                                stats.outage_paused += 1
                             error, probe = await outages.wait(key, max_outage)
                             if error is not None:
                                 raise error

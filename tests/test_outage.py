@@ -13,6 +13,7 @@ from capillary_points_async import (
     CapillaryClient,
     CustomerNotFoundError,
     Identifier,
+    InvalidRequestError,
     RateLimit,
     RateLimitedError,
     RedeemRequest,
@@ -29,6 +30,11 @@ from ._clock import virtual_time
 
 KEY = "v2/points/isTransferrable"
 REFUSED = TransportError("connection refused", connect_failed=True)
+TRANSFER: dict[str, Any] = {
+    "from_customer": Identifier.mobile("918000000000"),
+    "to_customer": Identifier.mobile("918000000001"),
+    "points": 1,
+}
 
 
 @pytest.mark.parametrize(
@@ -179,6 +185,56 @@ async def test_a_bulk_run_pauses_through_an_outage_and_fails_nothing() -> None:
     # 10/s: 30 before the outage, the rest after it (13 s) plus the last probe's backoff.
     assert 13.0 + 7.0 <= ended <= 13.0 + 7.0 + 16.0
     assert client.stats.errors > 0  # the calls the outage took, then re-sent
+    assert client.stats.outages == 1
+    # Down from when a call's last attempt was refused (after 3 s) until a probe after 13 s
+    # was answered: not the whole run.
+    assert 7.0 <= client.stats.down_time <= ended - 3.0
+
+
+@virtual_time
+async def test_every_input_the_outage_held_back_is_counted_once() -> None:
+    async with (
+        FakeCapillary(customers=101, faults=Faults(outage_during=(0.0, 10.0))) as fake,
+        sandbox_client(fake, rate_limit=None) as client,
+    ):
+        # All 100 go at once into the outage; each then waits, some of them again and again
+        # as failed probes, and is counted once.
+        many = client.points.is_transferrable_many(checks(100), concurrency=100)
+        during = [o async for o in many]
+        assert client.stats.outage_paused == 100
+        after = [o async for o in client.points.is_transferrable_many(checks(10))]
+    assert all(o.ok for o in during + after)
+    assert client.stats.outage_paused == 100  # the endpoint was up for the second run
+    assert client.stats.outages == 1
+
+
+@virtual_time
+async def test_the_outage_view_tells_what_the_client_knows_and_nothing_once_up() -> None:
+    loop = asyncio.get_running_loop()
+    async with (
+        FakeCapillary(customers=3, faults=Faults(outage_during=(0.0, 10.0))) as fake,
+        sandbox_client(fake) as client,
+    ):
+        assert client.outage(KEY) is None
+        with pytest.raises(TransportError):
+            await client.points.is_transferrable(**TRANSFER)
+        went_down = loop.time()
+        await asyncio.sleep(0.5)
+        outage = client.outage("v2/points/isTransferable")  # the one-r spelling is accepted
+        assert outage is not None
+        assert outage.endpoint == KEY
+        assert outage.error.connect_failed  # type: ignore[attr-defined]
+        assert outage.down_for == pytest.approx(0.5)
+        assert (outage.failed_probes, outage.next_probe_in) == (0, pytest.approx(0.5))
+        assert client.stats.down_time == pytest.approx(0.5)
+        await asyncio.sleep(10.0)  # the sandbox is back; the next call probes and is answered
+        await client.points.is_transferrable(**TRANSFER)
+        assert client.outage(KEY) is None
+        assert client.stats.down_time == pytest.approx(loop.time() - went_down)
+        assert client.stats.outages == 1
+        assert client.stats.outage_paused == 0  # single calls are never paused
+        with pytest.raises(InvalidRequestError, match="unknown endpoint key"):
+            client.outage("v2/points/nowhere")
 
 
 @virtual_time
