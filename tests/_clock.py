@@ -45,9 +45,9 @@ def _align_timers_to_ticks(loop: asyncio.AbstractEventLoop) -> None:
 
     A clock made of ticks cannot reach a timer between two of them: looptime 0.7 (the last for
     Python 3.10) never fires a timer due at 1/3 s. And a timer due "now" must still see the
-    clock move: aiolimiter, when its bucket is a float rounding error over full, sets one
-    that close and checks again when it fires, which spins forever on a clock that only
-    moves when the loop is idle. The real clock solves both by moving on by itself; here the
+    clock move: any waiter that sets one that close (a bucket a float rounding error over
+    full, as aiolimiter's could be) and checks again when it fires spins forever on a clock
+    that only moves when the loop is idle. The real clock solves both by moving on by itself; here the
     loop waits at least one tick (a microsecond) for any timer. ``call_later`` and every
     timeout go through ``call_at``.
     """
