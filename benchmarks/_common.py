@@ -31,11 +31,14 @@ __all__ = [
     "RedisProcess",
     "parse_args",
     "report_checks",
+    "reset_peak_rss",
     "results_dir",
     "sandbox_mobile",
     "sliding_counts",
+    "status_kib",
     "steady_rate",
     "table",
+    "transfer_csv",
     "transfer_requests",
     "write_json",
 ]
@@ -85,6 +88,40 @@ def transfer_requests(customers: int) -> Iterator[TransferCheckRequest]:
             to_customer=Identifier.mobile(sandbox_mobile((source + 1) % customers)),
             points=1,
         )
+
+
+def transfer_csv(path: Path, rows: int, customers: int) -> Path:
+    """The first ``rows`` checks of :func:`transfer_requests` as the CLI's CSV input
+    (``from,to,points`` with ``TYPE:VALUE`` identifiers): data rows on lines 2 to rows + 1."""
+    with path.open("w", encoding="utf-8") as file:
+        file.write("from,to,points\n")
+        for request in itertools.islice(transfer_requests(customers), rows):
+            source, target = request.from_customer, request.to_customer
+            file.write(
+                f"{source.type.value}:{source.value},{target.type.value}:{target.value},"
+                f"{request.points}\n"
+            )
+    return path
+
+
+def status_kib(field: str) -> int:
+    """A ``/proc/self/status`` figure in KiB: ``VmRSS`` (now) or ``VmHWM`` (the peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} missing from /proc/self/status")
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM, the kernel's own peak RSS, so that it covers what follows only
+    (Linux >= 4.0); False where it cannot be reset."""
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
 
 
 class Feed:
