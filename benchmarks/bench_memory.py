@@ -28,7 +28,15 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _common import Check, report_checks, table, transfer_requests, write_json
+from _common import (
+    Check,
+    report_checks,
+    reset_peak_rss,
+    status_kib,
+    table,
+    transfer_requests,
+    write_json,
+)
 from multidict import CIMultiDict
 
 from capillary_points_async import (
@@ -79,43 +87,25 @@ class SampleTransport:
 # -- one case, in its own process --------------------------------------------------------------
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} missing from /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    """Reset VmHWM, the kernel's own peak RSS, so that it covers the run only (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as refs:
-            refs.write("5")
-    except OSError:
-        return False
-    return True
-
-
 class RssSampler(threading.Thread):
     """Samples VmRSS from a thread, so that samples are taken even while the event loop is
     busy in one long step (the naive case creates every task in one go)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak_kib = _status_kib("VmRSS")
+        self.peak_kib = status_kib("VmRSS")
         self.samples = 0
         self._done = threading.Event()
 
     def run(self) -> None:
         while not self._done.wait(SAMPLE_EVERY):
-            self.peak_kib = max(self.peak_kib, _status_kib("VmRSS"))
+            self.peak_kib = max(self.peak_kib, status_kib("VmRSS"))
             self.samples += 1
 
     def stop(self) -> None:
         self._done.set()
         self.join()
-        self.peak_kib = max(self.peak_kib, _status_kib("VmRSS"))
+        self.peak_kib = max(self.peak_kib, status_kib("VmRSS"))
 
 
 def _inputs(count: int) -> Iterator[TransferCheckRequest]:
@@ -179,7 +169,7 @@ async def run_case(mode: str, count: int) -> CaseResult:
         # the other one grew and freed would be reused unseen.
         await run(client, WARM_UP)
         gc.collect()
-        has_hwm = _reset_peak()
+        has_hwm = reset_peak_rss()
         sampler = RssSampler()
         start_kib = sampler.peak_kib
         sampler.start()
@@ -187,7 +177,7 @@ async def run_case(mode: str, count: int) -> CaseResult:
         answered = await run(client, count)
         seconds = time.perf_counter() - began
         sampler.stop()
-        peak = max(sampler.peak_kib, _status_kib("VmHWM") if has_hwm else 0)
+        peak = max(sampler.peak_kib, status_kib("VmHWM") if has_hwm else 0)
         return CaseResult(mode, count, answered, seconds, start_kib, peak, sampler.samples)
 
 
