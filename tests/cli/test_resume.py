@@ -155,10 +155,18 @@ def test_an_input_pipe_is_read_once(cli: Cli, connect: list[str], tmp_path: Path
     writer = threading.Thread(target=pipe.write_text, args=(text,), daemon=True)
     writer.start()
 
-    result = cli("bulk-transferrable", str(pipe), "--format", "csv", "--output", str(output),
-                 *connect, *FAST)  # fmt: skip
-    writer.join()
+    try:
+        result = cli("bulk-transferrable", str(pipe), "--format", "csv", "--output",
+                     str(output), *connect, *FAST)  # fmt: skip
+    finally:
+        # A command that ends before it opens the pipe (any error) leaves the writer waiting
+        # in open() for a reader, and a join would then hang the suite instead of failing
+        # this test: a reader opened here lets it write into the pipe's buffer and end.
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        writer.join(timeout=30)
+        os.close(reader)
 
     assert result.status == 0, result.err
+    assert not writer.is_alive()
     assert numbers(output) == Counter([2, 3, 4])
     assert not Path(f"{output}.input.json").exists()
