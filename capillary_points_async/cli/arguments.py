@@ -438,8 +438,9 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         parents=[connection],
         help="run a file of transferability checks under the rate limit",
         description="Read checks from CSV (header from,to,points[,program_id]; from/to as "
-        "TYPE:VALUE) or JSON Lines (objects with the same keys) and write one JSON line per "
-        'input row: {"line", "input", "ok", "result", "error"}. "line" is the row\'s physical '
+        "TYPE:VALUE) or JSON Lines (objects with the same keys) and write one line per input "
+        'row: a JSON line {"line", "input", "ok", "result", "error"}, or with --output-format '
+        'csv a CSV record. "line" is the row\'s physical '
         "line in the input (the CSV header is line 1; a CSV record whose quoted field spans "
         "lines has the line it begins on). A malformed row (or one that is not UTF-8) "
         "becomes an error line; blank lines get none, the summary counts them. Exits 0 "
@@ -457,7 +458,17 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
     sub.add_argument(
         "--output",
         metavar="FILE",
-        help="write JSON lines here (default stdout); an existing FILE is refused without --resume",
+        help="write the lines here (default stdout); an existing FILE is refused without --resume",
+    )
+    sub.add_argument(
+        "--output-format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="jsonl (default): the input and the whole result of each row; csv: a header, "
+        "then one flat record per row with the columns line, from, to, points, program_id "
+        "(the input's cells as given), ok, transferrable (true or false; empty for an "
+        "error), error_type, error_code, error_message and request_id (empty when absent); "
+        "a line break in a cell becomes a space, so that each record is one line",
     )
     sub.add_argument(
         "--resume",
@@ -465,7 +476,7 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         help="continue the run that wrote --output: send only the rows it has no line for "
         "and append theirs (a torn last line is cut and its row redone); refused if INPUT "
         "is not the file that run began with (its size and SHA-256 are kept in "
-        "FILE.input.json)",
+        "FILE.input.json) or --output-format is not the one it was begun with",
     )
     sub.add_argument(
         "--concurrency",

@@ -4,6 +4,8 @@ is printed, and the exit status is 128 + the signal's number (130, 143)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import signal
@@ -78,24 +80,28 @@ def test_a_signal_stops_a_bulk_run_after_writing_what_finished(
     )
 
 
+@pytest.mark.parametrize("output_format", ["jsonl", "csv"])
 def test_a_run_killed_mid_write_resumes_with_every_row_once(
-    connect: list[str], cli: Callable[..., Result], tmp_path: Path
+    connect: list[str], cli: Callable[..., Result], tmp_path: Path, output_format: str
 ) -> None:
-    """kill -9 loses the rows in flight and may tear the last line; the resume redoes them."""
+    """kill -9 loses the rows in flight and may tear the last line; the resume redoes them
+    (and a CSV output keeps its one header)."""
     checks = tmp_path / "checks.jsonl"
     rows = (
         f'{{"from": "mobile:918{i % 40:09d}", "to": "mobile:918{(i + 1) % 40:09d}", "points": 1}}'
         for i in range(2000)
     )
     checks.write_text("\n".join(rows) + "\n")
-    output = tmp_path / "results.jsonl"
+    output = tmp_path / f"results.{output_format}"
     command = [
         sys.executable, "-m", "capillary_points_async.cli", "bulk-transferrable", str(checks),
-        "--output", str(output), "--rate", "400/1s", "--unordered", *connect,
+        "--output", str(output), "--output-format", output_format, "--rate", "400/1s",
+        "--unordered", *connect,
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        # Python flushes its file buffer every 8 kB: wait for a few flushes.
+        # Python flushes its file buffer every 8 kB: wait for a few flushes (a CSV record is
+        # about 100 bytes, a JSON line 3 kB).
         wait_until(lambda: output.exists() and output.stat().st_size > 20_000, process, "output")
         process.kill()
         process.wait(timeout=30)
@@ -103,10 +109,16 @@ def test_a_run_killed_mid_write_resumes_with_every_row_once(
         if process.poll() is None:
             process.kill()
             process.wait()
+    assert process.returncode == -signal.SIGKILL  # killed mid-run, not finished
 
     resumed = cli(*command[3:], "--resume", "--rate", "off")
 
     assert resumed.status == 0, resumed.err
-    assert Counter(json.loads(line)["line"] for line in output.read_text().splitlines()) == (
-        Counter(range(1, 2001))
-    )
+    text = output.read_text()
+    if output_format == "csv":
+        assert text.startswith("line,from,to,")
+        assert text.count("line,from,to,") == 1  # the resume wrote no second header
+        numbers = [int(record["line"]) for record in csv.DictReader(io.StringIO(text))]
+    else:
+        numbers = [json.loads(line)["line"] for line in text.splitlines()]
+    assert Counter(numbers) == Counter(range(1, 2001))
