@@ -443,7 +443,10 @@ def _add_bulk_transferrable(commands: Commands, connection: _Parser) -> None:
         'csv a CSV record. "line" is the row\'s physical '
         "line in the input (the CSV header is line 1; a CSV record whose quoted field spans "
         "lines has the line it begins on). A malformed row (or one that is not UTF-8) "
-        "becomes an error line; blank lines get none, the summary counts them. Exits 0 "
+        "becomes an error line; blank lines get none, the summary counts them. Progress on "
+        "stderr shows rows done, the rate over the last minute and the ETA (rows left over "
+        "that rate), or that the run is paused while the API is down; the summary counts "
+        "rows skipped by --resume, rows paused by an outage and the time paused. Exits 0 "
         "when the run happened, whatever its error lines; 1 when nothing could run (the API "
         "down before it answered anything: one line names host, port and error; or wrong "
         "credentials: the run stops at the first 401); 2 for bad usage, "

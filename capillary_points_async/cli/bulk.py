@@ -540,7 +540,7 @@ def _check_stamp(output: str, stamp: dict[str, Any] | None, prog: str) -> None:
 
 # ----------------------------------------------------------------------------- bulk run
 
-_WATCH_INTERVAL = 0.2  # seconds between looks at the endpoint's state while nothing answered
+_WATCH_INTERVAL = 0.2  # seconds between looks at the endpoint's state
 
 
 class Unreachable(CapillaryError):
@@ -550,15 +550,6 @@ class Unreachable(CapillaryError):
     def __init__(self, base_url: str, error: CapillaryError) -> None:
         super().__init__(f"no answer from the API at {base_url}: {error}")
         self.error = error
-
-
-def _down_error(client: CapillaryClient, key: str) -> CapillaryError | None:
-    """The error that took ``key`` down, or None while it is up. This reads the client's
-    private outage state: the library has no public view of it yet."""
-    outages = client._outages
-    if outages.down_since(key) is None:
-        return None
-    return outages._down[key].error
 
 
 class BulkRun:
@@ -618,11 +609,9 @@ class BulkRun:
             ),
         )
         writing = asyncio.ensure_future(self._write_outcomes(outcomes))
-        watching = asyncio.ensure_future(self._never_answered(client))
+        watching = asyncio.ensure_future(self._watch(client))
         try:
             await asyncio.wait((writing, watching), return_when=asyncio.FIRST_COMPLETED)
-            if not writing.done() and watching.result() is None:  # answered: just write
-                await writing
         finally:
             for task in (writing, watching):
                 task.cancel()
@@ -630,9 +619,7 @@ class BulkRun:
         if not writing.cancelled():
             writing.result()  # raises what ended the rows early
             return
-        error = watching.result()
-        assert error is not None  # the only other way out
-        raise Unreachable(client.base_url, error)
+        raise Unreachable(client.base_url, watching.result())
 
     async def _write_outcomes(
         self, outcomes: AsyncGenerator[Outcome[TransferCheckRequest, TransferCheck], None]
@@ -650,18 +637,20 @@ class BulkRun:
                 if isinstance(error, AuthenticationError):
                     raise error
 
-    async def _never_answered(self, client: CapillaryClient) -> CapillaryError | None:
-        """The error that took the endpoint down, once it is down while no row has had an
-        answer: a wrong host, a closed port or bad TLS would otherwise pause the run for
-        ``max_outage`` and then fail row after row. None once a row is answered: from then on
-        an outage pauses the run."""
+    async def _watch(self, client: CapillaryClient) -> CapillaryError:
+        """Tells the batch and the display whether the endpoint is down, every tick: while it
+        is, no row finishes to update them, and the display says the run is paused. Returns
+        the error that took the endpoint down if it goes down while no row has had an answer:
+        a wrong host, a closed port or bad TLS would otherwise pause the run for
+        ``max_outage`` and then fail row after row. Once a row is answered, an outage pauses
+        the run."""
         while True:
             await asyncio.sleep(_WATCH_INTERVAL)
-            if self._batch.answered:
-                return None
-            error = _down_error(client, IS_TRANSFERRABLE.key)
-            if error is not None:
-                return error
+            outage = client.outage(IS_TRANSFERRABLE.key)
+            self._batch.watch(outage)
+            self._display.update(self._batch)
+            if outage is not None and not self._batch.answered:
+                return outage.error
 
 
 async def bulk_transferrable(args: argparse.Namespace) -> int:
@@ -676,8 +665,9 @@ async def bulk_transferrable(args: argparse.Namespace) -> int:
             total = max(total - 1, 0)
         if total is not None:
             total = max(total - done.count, 0)
-        batch = Batch("transfer checks", total, args.rate)
-        display = make_display(sys.stderr, sys.stderr)
+        clock = asyncio.get_running_loop().time
+        batch = Batch("transfer checks", total, args.rate, clock)
+        display = make_display(sys.stderr, sys.stderr, clock)
         async with client:
             display.start([batch], lambda: status_line(client, [batch]))
             try:

@@ -1,11 +1,12 @@
 """What a bulk run shows: counters fed one outcome at a time, progress while it runs (rich
-bars, or plain lines without rich), then summary tables."""
+bars on a terminal; plain lines every few seconds without rich or when stderr is a file or a
+pipe), then summary tables."""
 
 from __future__ import annotations
 
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -14,6 +15,7 @@ from .. import (
     AuthenticationError,
     CapillaryClient,
     CapillaryError,
+    Outage,
     Outcome,
     TransferCheck,
 )
@@ -27,12 +29,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Batch",
+    "Clock",
     "Display",
     "Latencies",
+    "Pace",
     "PlainDisplay",
     "RichDisplay",
     "client_rows",
+    "duration",
     "make_display",
+    "pace_text",
     "status_line",
     "summary",
     "verdict",
@@ -65,18 +71,102 @@ class Latencies:
         raise AssertionError("unreachable: the ranks add up to count")  # pragma: no cover
 
 
+#: Seconds on some monotonic clock. A bulk run gives its loop's: a test on a virtual clock then
+#: sees the progress a user would see.
+Clock = Callable[[], float]
+
+
+class Pace:
+    """Rows per second over about the last minute, from samples of the rows done (one a
+    second at most, so its memory is bounded): what the ETA divides by. A rate since the start
+    would stay low for hours after a long outage; :meth:`restart` forgets the samples, so that
+    after an outage the rate is the run's again within seconds. Rows a resume skips are never
+    counted: they are not done by this run."""
+
+    WINDOW = 60.0  # seconds of samples the rate is taken over
+    STEP = 1.0  # seconds between samples; also the least span a rate is taken over
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._samples: deque[tuple[float, int]] = deque()
+        self._done = 0
+        self.restart()
+
+    def add(self, done: int) -> None:
+        """``done`` rows are done now."""
+        now = self._clock()
+        self._done = done
+        if now - self._samples[-1][0] >= self.STEP:
+            self._samples.append((now, done))
+        self._forget(now)
+
+    def restart(self) -> None:
+        """Forget the samples: the rate is taken from now on."""
+        self._samples.clear()
+        self._samples.append((self._clock(), self._done))
+
+    def rate(self) -> float | None:
+        """Rows per second since the oldest sample of the window; None until the samples span
+        a second."""
+        now = self._clock()
+        self._forget(now)
+        since, done = self._samples[0]
+        span = now - since
+        return (self._done - done) / span if span >= self.STEP else None
+
+    def _forget(self, now: float) -> None:
+        """Drop the samples before the window, keeping the last one at or before its start."""
+        while len(self._samples) > 1 and self._samples[1][0] <= now - self.WINDOW:
+            self._samples.popleft()
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``8m 05s``, ``17h 02m``, ``3d 04h``: two units at most, for a glance."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def pace_text(left: int | None, rate: float | None, outage: Outage | None) -> str:
+    """What a running batch shows after its counts: ``16.5/s, ETA 8m 51s`` (rows ``left``
+    over the recent ``rate``); ``rows left unknown`` without a total (stdin); while its
+    endpoint is down, that the run is paused, since when and why, instead of an ETA."""
+    if outage is not None:
+        error = f"{type(outage.error).__name__}: {outage.error}"
+        return f"paused {duration(outage.down_for)}, the API is down ({' '.join(error.split())})"
+    speed = "-/s" if rate is None else f"{rate:,.1f}/s"
+    if left is None:
+        return f"{speed}, rows left unknown"
+    if rate is None or not rate > 0 or not math.isfinite(left / rate):
+        return f"{speed}, ETA -"
+    return f"{speed}, ETA {duration(left / rate)}"
+
+
 class Batch:
     """The counters of one bulk run (one endpoint), fed one outcome at a time."""
 
-    def __init__(self, name: str, total: int | None, rate: Rate | None) -> None:
-        self.name, self.total, self.rate = name, total, rate
+    def __init__(
+        self, name: str, total: int | None, rate: Rate | None, clock: Clock = time.monotonic
+    ) -> None:
+        self.name, self.total, self.rate, self._clock = name, total, rate, clock
         self.done = self.ok = self.sent = self.attempts = self.answered = 0
         self.blank = 0  # blank input lines: nothing to check, no output line
         self.resumed = 0  # rows an earlier run has lines for: skipped by --resume
         self.errors: Counter[str] = Counter()
         self.verdicts: Counter[str] = Counter()
         self.latency = Latencies()
-        self.started = time.perf_counter()
+        self.pace = Pace(clock)
+        #: The endpoint's outage while it is down (see :meth:`watch`), else None.
+        self.outage: Outage | None = None
+        self.started = clock()
         self.finished: float | None = None
 
     def record(
@@ -100,10 +190,32 @@ class Batch:
                 self.answered += 1
         if verdict is not None:
             self.verdicts[verdict] += 1
+        self.pace.add(self.done)
+
+    def watch(self, outage: Outage | None) -> None:
+        """The endpoint's outage as it is now, None while it is up. While it is down the
+        recent rate starts over, so that the ETA after it is not the pause's."""
+        self.outage = outage
+        if outage is not None:
+            self.pace.restart()
+
+    def progress(self) -> str:
+        """``1,234/10,000 done, 5 errors, 16.5/s, ETA 8m 51s``; once finished, the average
+        rate instead of the pace."""
+        total = "?" if self.total is None else f"{self.total:,}"
+        errors = sum(self.errors.values())
+        return f"{self.done:,}/{total} done, {errors:,} errors, {self.rate_and_eta()}"
+
+    def rate_and_eta(self) -> str:
+        """:func:`pace_text` of this batch now; once finished, its average rate."""
+        if self.finished is not None:
+            return f"{self.throughput:,.1f}/s on average"
+        left = None if self.total is None else max(self.total - self.done, 0)
+        return pace_text(left, self.pace.rate(), self.outage)
 
     @property
     def elapsed(self) -> float:
-        end = self.finished if self.finished is not None else time.perf_counter()
+        end = self.finished if self.finished is not None else self._clock()
         return max(end - self.started, 1e-9)
 
     @property
@@ -118,7 +230,7 @@ class Batch:
 
     def finish(self) -> None:
         if self.finished is None:
-            self.finished = time.perf_counter()
+            self.finished = self._clock()
 
     def rows(self) -> list[tuple[str, str]]:
         """The summary of this batch, metric by metric."""
@@ -151,7 +263,9 @@ def _ms(seconds: float | None) -> str:
 
 
 def client_counts(client: CapillaryClient, batches: Sequence[Batch]) -> dict[str, Any]:
-    """requests, retries, rate_limited (429s met) and quota_wait (seconds per request).
+    """requests, retries, rate_limited (429s met), quota_wait (seconds per request), outages
+    (begun), outage_paused (inputs an outage paused) and down_time (seconds endpoints were
+    down: for a bulk run, the time it was paused).
 
     ``client.stats`` is read defensively, so that the command also works with a client that
     does not count: requests and retries then come from the finished outcomes, the rest is
@@ -165,6 +279,9 @@ def client_counts(client: CapillaryClient, batches: Sequence[Batch]) -> dict[str
         "retries": getattr(stats, "retries", attempts - sum(batch.sent for batch in batches)),
         "rate_limited": getattr(stats, "rate_limited", None),
         "quota_wait": None if waited is None else waited / max(requests, 1),
+        "outages": getattr(stats, "outages", None),
+        "outage_paused": getattr(stats, "outage_paused", None),
+        "down_time": getattr(stats, "down_time", None),
     }
 
 
@@ -175,6 +292,9 @@ def client_rows(client: CapillaryClient, batches: Sequence[Batch]) -> list[tuple
         ("retries", f"{counts['retries']:,}"),
         ("HTTP 429 met", _count(counts["rate_limited"])),
         ("wait for quota", f"{_ms(counts['quota_wait'])} per request (average)"),
+        ("outages", _count(counts["outages"])),
+        ("rows paused by an outage", _count(counts["outage_paused"])),
+        ("time paused (API down)", _seconds(counts["down_time"])),
     ]
 
 
@@ -191,6 +311,10 @@ def _count(value: int | None) -> str:
     return "n/a" if value is None else f"{value:,}"
 
 
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f} s"
+
+
 class Display(Protocol):
     """Progress while batches run (stderr), then tables and notes (the report stream)."""
 
@@ -201,34 +325,35 @@ class Display(Protocol):
     def note(self, text: str) -> None: ...
 
 
-def make_display(progress: TextIO, report: TextIO) -> Display:
+def make_display(progress: TextIO, report: TextIO, clock: Clock = time.monotonic) -> Display:
     """A rich display when rich is installed, else plain lines (and a hint, once)."""
     try:
-        return RichDisplay(progress, report)
+        return RichDisplay(progress, report, clock)
     except ImportError:
         progress.write(
             f"{PROG}: rich is not installed, so progress is plain text; "
             f"for bars and tables: {INSTALL_HINT}\n"
         )
-        return PlainDisplay(progress, report)
+        return PlainDisplay(progress, report, clock)
 
 
 class PlainDisplay:
-    """Progress as a line per batch every few seconds; tables as aligned text."""
+    """Progress as a line per batch every few seconds (``transfer checks: 1,234/10,000 done,
+    5 errors, 16.5/s, ETA 8m 51s``, then the status line); tables as aligned text."""
 
     INTERVAL = 2.0
 
-    def __init__(self, progress: TextIO, report: TextIO) -> None:
-        self._progress, self._report = progress, report
+    def __init__(self, progress: TextIO, report: TextIO, clock: Clock = time.monotonic) -> None:
+        self._progress, self._report, self._clock = progress, report, clock
         self._batches: Sequence[Batch] = ()
         self._status: Callable[[], str] = str
         self._last = 0.0
 
     def start(self, batches: Sequence[Batch], status: Callable[[], str]) -> None:
-        self._batches, self._status, self._last = batches, status, time.monotonic()
+        self._batches, self._status, self._last = batches, status, self._clock()
 
     def update(self, batch: Batch) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._last >= self.INTERVAL:
             self._last = now
             self._print()
@@ -238,11 +363,7 @@ class PlainDisplay:
 
     def _print(self) -> None:
         for batch in self._batches:
-            total = "?" if batch.total is None else f"{batch.total:,}"
-            self._progress.write(
-                f"{batch.name}: {batch.done:,}/{total} done, {sum(batch.errors.values()):,} "
-                f"errors, {batch.throughput:,.1f}/s\n"
-            )
+            self._progress.write(f"{batch.name}: {batch.progress()}\n")
         self._progress.write(f"  {self._status()}\n")
         self._progress.flush()
 
@@ -273,9 +394,12 @@ class _StatusLine:
 
 
 class RichDisplay:
-    """rich's progress bars (one per batch, plus a status line) and tables."""
+    """rich's progress bars (one per batch, plus a status line) and tables. Where the progress
+    stream is no terminal (a log file, a pipe) rich could draw only the last frame, at the
+    end: a run lasting hours would show nothing until then. There the progress is
+    :class:`PlainDisplay`'s lines, and only the tables are rich's."""
 
-    def __init__(self, progress: TextIO, report: TextIO) -> None:
+    def __init__(self, progress: TextIO, report: TextIO, clock: Clock = time.monotonic) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -288,26 +412,36 @@ class RichDisplay:
 
         self._err: Console = Console(file=progress, highlight=False)
         self._out: Console = Console(file=report, highlight=False)
+        self._lines = (
+            None
+            if self._err.is_terminal and not self._err.is_dumb_terminal
+            else PlainDisplay(progress, report, clock)
+        )
         self._progress: Progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
             TextColumn("{task.fields[errors]}"),
+            TextColumn("{task.fields[pace]}"),
             TimeElapsedColumn(),
             console=self._err,
         )
+        self._batches: Sequence[Batch] = ()
         self._tasks: dict[int, TaskID] = {}
         self._live: Live | None = None
 
     def start(self, batches: Sequence[Batch], status: Callable[[], str]) -> None:
+        if self._lines is not None:
+            self._lines.start(batches, status)
+            return
         from rich.console import Group
         from rich.live import Live
 
+        self._batches = batches
         for batch in batches:
             self._tasks[id(batch)] = self._progress.add_task(
-                batch.name, total=batch.total, rate="", errors=""
+                batch.name, total=batch.total, pace="", errors=""
             )
         # Not redirecting stdout: it may be carrying the JSON lines.
         self._live = Live(
@@ -320,24 +454,29 @@ class RichDisplay:
         self._live.start()
 
     def update(self, batch: Batch) -> None:
+        if self._lines is not None:
+            self._lines.update(batch)
+            return
         errors = sum(batch.errors.values())
         self._progress.update(
             self._tasks[id(batch)],
             completed=batch.done,
-            rate=f"{batch.throughput:,.1f}/s",
+            pace=batch.rate_and_eta(),
             errors=f"{errors:,} error{'' if errors == 1 else 's'}",
         )
 
     def stop(self) -> None:
+        if self._lines is not None:
+            self._lines.stop()
+            return
         if self._live is None:
             return
-        for task in self._progress.tasks:
+        for batch in self._batches:
+            self.update(batch)  # the average rate of a finished batch, not an ETA
             # A counted total is an estimate (multi-line CSV records); end on what was done.
-            self._progress.update(task.id, total=task.completed)
+            self._progress.update(self._tasks[id(batch)], total=batch.done)
         self._live.stop()
         self._live = None
-        if not self._err.is_terminal:
-            self._err.line()  # rich ends its last frame without one where it cannot redraw
 
     def table(self, title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         from rich.table import Table
