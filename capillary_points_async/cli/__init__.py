@@ -6,7 +6,8 @@
     capillary-points redeem --mobile 919777785205 --points 100 --validation-code CODE
     capillary-points is-transferrable --from mobile:9777785206 --to mobile:9777785207 --points 1
     capillary-points transfer --from mobile:9777785206 --to mobile:9777785207 --points 1
-    capillary-points bulk-transferrable checks.csv [--output results.jsonl] [--rate 1000/60s]
+    capillary-points bulk-transferrable checks.csv [--output results.jsonl] [--resume]
+                                        [--output-format jsonl|csv] [--rate 1000/60s]
     capillary-points demo
 
 Connection settings come from flags or the environment (``CAPILLARY_BASE_URL`` or ``--region``,
@@ -24,12 +25,12 @@ All errors reach :func:`main`, the one place that turns them into messages and e
 a bulk run writes them as JSON lines through :func:`error_fields` instead.
 
 Progress bars and tables use rich (the ``cli`` extra), imported only when a run needs them;
-without it the command prints plain lines.
+without it, or when stderr is no terminal (a log file), the progress is plain lines.
 
 The package: ``arguments`` (the parser, option types, credentials), ``calls`` (the single
-calls), ``bulk`` (rows in, JSON lines out), ``display`` (counters, progress, tables),
-``sandbox``, ``demo``, ``results`` (JSON, error fields, exit statuses), and here the dispatch
-and the one mapping of errors to exit statuses.
+calls), ``bulk`` (rows in, JSON or CSV lines out, resume), ``display`` (counters, progress
+and ETA, tables), ``sandbox``, ``demo``, ``results`` (JSON, error fields, exit statuses), and
+here the dispatch and the one mapping of errors to exit statuses.
 """
 
 from __future__ import annotations
