@@ -47,9 +47,9 @@ def _align_timers_to_ticks(loop: asyncio.AbstractEventLoop) -> None:
     Python 3.10) never fires a timer due at 1/3 s. And a timer due "now" must still see the
     clock move: any waiter that sets one that close (a bucket a float rounding error over
     full, as aiolimiter's could be) and checks again when it fires spins forever on a clock
-    that only moves when the loop is idle. The real clock solves both by moving on by itself; here the
-    loop waits at least one tick (a microsecond) for any timer. ``call_later`` and every
-    timeout go through ``call_at``.
+    that only moves when the loop is idle. The real clock solves both by moving on by
+    itself; here the loop waits at least one tick (a microsecond) for any timer.
+    ``call_later`` and every timeout go through ``call_at``.
     """
     original = loop.call_at
 
