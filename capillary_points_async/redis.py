@@ -399,12 +399,16 @@ class RedisRateLimiter:
 
         Args:
             url: where Redis is, credentials included. It is never logged with its password.
+            namespace: as for the constructor: what the quota belongs to.
+            acquire_timeout: as for the constructor: the longest an acquire may wait.
+            command_timeout: as for the constructor, and also the socket connect and read
+                timeout.
             max_connections: connections this process opens at most; further acquires wait for
                 a free one (each holds it for one round trip only) instead of opening one per
                 waiting request.
-            namespace, acquire_timeout, command_timeout, adaptive, fallback, fallback_recheck:
-                as for the constructor. ``command_timeout`` is also the socket connect and read
-                timeout.
+            adaptive: as for the constructor.
+            fallback: as for the constructor.
+            fallback_recheck: as for the constructor.
         """
         if (
             isinstance(max_connections, bool)

@@ -121,11 +121,14 @@ class Faults:
 
     @classmethod
     def coerce(cls, value: object) -> Faults:
+        """``value`` itself when it is a :class:`Faults`; else a :class:`TypeError`."""
         if not isinstance(value, cls):
             raise TypeError(f"expected Faults, got {value!r}")
         return value
 
     def shares(self) -> tuple[tuple[FaultKind, float], ...]:
+        """Each kind of fault with the share of requests it takes, in the order they are
+        drawn."""
         return (
             (FaultKind.THROTTLE, self.throttle_rate),
             (FaultKind.RESET, self.reset_rate),

@@ -30,12 +30,12 @@ __all__ = [
     "normalize_mobile",
 ]
 
-#: What a code is for: a redemption's validation code (issued by ``validationcode`` and by
-#: ``isredeemable`` with ``issue_otp``) or a transfer's OTP (``isTransferrable`` with
-#: ``issueOtp``). The docs issue them through different calls (the transfer page names
-#: isTransferrable and issuePointsTransferOtp), so the sandbox keeps them apart: one is no
-#: good for the other.
 OtpScope = Literal["redeem", "transfer"]
+"""What a code is for: a redemption's validation code (issued by ``validationcode`` and by
+``isredeemable`` with ``issue_otp``) or a transfer's OTP (``isTransferrable`` with
+``issueOtp``). The docs issue them through different calls (the transfer page names
+isTransferrable and issuePointsTransferOtp), so the sandbox keeps them apart: one is no
+good for the other."""
 
 DEFAULT_COUNTRY_CODE = "91"
 
@@ -121,9 +121,11 @@ class SandboxCustomer:
         return self.transaction_points + self.creation_points
 
     def can_transfer(self, points: float) -> bool:
+        """Whether ``points`` can move to another customer: only ``transaction_points`` can."""
         return self.transaction_points >= points
 
     def can_redeem(self, points: float) -> bool:
+        """Whether ``points`` can be redeemed (see :attr:`redeemable_points`)."""
         return self.redeemable_points >= points
 
 
@@ -162,10 +164,8 @@ class Program:
 
 
 DEFAULT_PROGRAMS = (Program(973, "Default program"), Program(974, "Group program", group=True))
+"""The sandbox's programs: 973, the org's default, and 974, a group program."""
 
-#: The documentation samples' customers, all in program 973. 9777785206 -> 9777785207 with one
-#: point is transferable (the isTransferrable sample); 9777785207 -> 9777785206 is not, since
-#: 9777785207 only has points from its creation.
 SEEDED_CUSTOMERS = (
     SandboxCustomer(
         user_id=564955205,
@@ -208,6 +208,9 @@ SEEDED_CUSTOMERS = (
         auto_updated="2025-10-07T10:15:10Z",
     ),
 )
+"""The documentation samples' customers, all in program 973. 9777785206 -> 9777785207 with one
+point is transferable (the isTransferrable sample); 9777785207 -> 9777785206 is not, since
+9777785207 only has points from its creation."""
 
 
 def generate_customers(count: int, seed: int = 0) -> list[SandboxCustomer]:
@@ -215,16 +218,14 @@ def generate_customers(count: int, seed: int = 0) -> list[SandboxCustomer]:
 
     Identifiers depend on ``i`` only:
 
-    ===================  ==============================  ===============================
-    kind                 value                           i = 7
-    ===================  ==============================  ===============================
-    mobile               ``"918" + f"{i:09d}"``          ``918000000007``
-    email                ``f"customer{i}@example.com"``  ``customer7@example.com``
-    external_id          ``f"ext-{i}"``                  ``ext-7``
-    card_number          ``f"CARD{i:010d}"``             ``CARD0000000007``
-    card_external_id     ``f"card-ext-{i}"``             ``card-ext-7``
-    id (user id)         ``800_000_000 + i``             ``800000007``
-    ===================  ==============================  ===============================
+    | kind             | value                          | i = 7                    |
+    |------------------|--------------------------------|--------------------------|
+    | mobile           | ``"918" + f"{i:09d}"``         | ``918000000007``         |
+    | email            | ``f"customer{i}@example.com"`` | ``customer7@example.com`` |
+    | external_id      | ``f"ext-{i}"``                 | ``ext-7``                |
+    | card_number      | ``f"CARD{i:010d}"``            | ``CARD0000000007``       |
+    | card_external_id | ``f"card-ext-{i}"``            | ``card-ext-7``           |
+    | id (user id)     | ``800_000_000 + i``            | ``800000007``            |
 
     Balances depend on the seed, except that a customer with ``i % 4 == 3`` has no
     transaction points (so no transfer from it is ever transferrable) while every other one

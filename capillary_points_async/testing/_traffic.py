@@ -37,11 +37,17 @@ __all__ = [
 # The endpoint keys, read from the library's declarations so that the sandbox serves what the
 # client calls (and the spellings it accepts) without a list of its own.
 VALIDATION_CODE = declared.VALIDATION_CODE.key
+"""``"v1.1/points/validationcode"``: the key of :meth:`FakeCapillary.arrivals` and the like."""
 IS_TRANSFERRABLE = declared.IS_TRANSFERRABLE.key
+"""``"v2/points/isTransferrable"`` (the sandbox also serves the one-r ``isTransferable``)."""
 IS_REDEEMABLE = declared.IS_REDEEMABLE.key
+"""``"v1.1/points/isredeemable"``."""
 REDEEM = declared.REDEEM.key
+"""``"v1.1/points/redeem"``."""
 TRANSFER = declared.TRANSFER.key
+"""``"v2/points/transfer"``."""
 ENDPOINTS = tuple(endpoint.key for endpoint in declared.ENDPOINTS)
+"""Every endpoint key the sandbox serves, in the library's order."""
 
 T = TypeVar("T")
 
