@@ -1,7 +1,10 @@
-"""Every fenced block of README.md is run here, so that the README cannot drift from the code.
+"""Every fenced block of README.md and of the documentation site (``docs/**/*.md``) is run
+here, so that neither can drift from the code.
 
-How a block is run depends on its kind (:func:`kind_of`); a block of any other kind fails
-:func:`test_every_block_has_a_runner`:
+A fence may be indented (inside a list or an admonition); any line that starts with three
+backticks but is no fence this module reads fails :func:`test_every_block_has_a_runner`, so
+that no block is skipped unseen. How a block is run depends on its kind (:func:`kind_of`); a
+block of any other kind fails :func:`test_every_block_has_a_runner` too:
 
 * ``python`` whose first line is ``# NAME.py`` is a file. ``test_*.py`` runs under pytest in a
   fresh interpreter, in pytest-asyncio's default strict mode, without the cache provider
@@ -14,15 +17,19 @@ How a block is run depends on its kind (:func:`kind_of`); a block of any other k
   ``client`` (an open client on a sandbox, as in the Quickstart) and ``pairs`` (pairs of the
   sandbox's mobile numbers); anything else it imports, so that a reader can paste it. The
   sandbox takes the Quickstart's till credentials and the OAuth section's key and secret. A
-  ``print(...)  # "text"`` promises that ``text`` is printed.
-* ``sh`` runs line by line. ``capillary-points sandbox ...`` starts in the background, on a free
-  port instead of the one written; every other ``capillary-points`` command runs in this process
-  with ``CAPILLARY_*`` pointing at that sandbox (or at one in this process, when no line
-  started one) and must exit 0. :data:`SAMPLE_CODE` stands for the code the customer received:
-  it is replaced by the code the in-process sandbox sent the command's ``--mobile``. The
-  README's test command must be the one ``.ci/run`` runs. Any other line must be in
-  :data:`NOT_RUN`, with the reason.
-* ``text`` is the exception tree, checked against the classes, and complete.
+  ``print(...)  # "text"`` promises that ``text`` is printed. The logging set-up a snippet
+  makes is undone after it.
+* ``sh`` runs line by line. ``capillary-points sandbox ...`` (with or without a trailing
+  ``&``) starts in the background, on a free port instead of the one written; ``export
+  NAME=value ...`` sets variables, with the sandbox's address for the one written; every
+  other ``capillary-points`` command runs in this process with ``CAPILLARY_*`` pointing at
+  that sandbox (or at one in this process, when no line started one) and must exit 0.
+  :data:`SAMPLE_CODE` stands for the code the customer received: it is replaced by the code
+  the in-process sandbox sent the command's ``--mobile``. The README's test command must be
+  the one ``.ci/run`` runs. Any other line must be in :data:`NOT_RUN`, with the reason.
+* ``text`` is the exception tree when its first line is ``CapillaryError`` (checked against the
+  classes, and complete); any other ``text`` block is shown, not run: output, a sample file.
+* ``json`` must parse.
 
 Never the internet. The fixed addresses the blocks show are replaced before they run
 (:func:`redirected`): ``Region.EU`` by the URL of a sandbox started here,
@@ -39,6 +46,8 @@ import asyncio
 import builtins
 import contextlib
 import inspect
+import json
+import logging
 import os
 import re
 import shlex
@@ -69,6 +78,8 @@ from .sandbox.test_sandbox_plugin import run_pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+#: Every page whose blocks run: the README and the documentation site's.
+SOURCES = [README, *sorted((ROOT / "docs").rglob("*.md"))]
 
 #: Shell lines that are not run, and why.
 NOT_RUN = {
@@ -81,6 +92,12 @@ NOT_RUN = {
     ".venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/run_all.py":
         "installs the bench extra from the network, and the benchmarks take minutes; the "
         "README says they are never part of the suite",
+    "pip install capillary-points-async":
+        "installs from the network; .ci/run installs this package from the work tree",
+    "pip install 'capillary-points-async[cli,redis]'":
+        "installs from the network; .ci/run's '[test]' extra includes both",
+    "pip install 'capillary-points-async[redis]'":
+        "installs from the network; .ci/run's '[test]' extra includes it",
 }  # fmt: skip
 #: Shell lines that CI runs itself: each must be a line of .ci/run, verbatim.
 RUN_BY_CI = {"python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest"}
@@ -93,7 +110,8 @@ SNIPPET_OAUTH = {"api-key": "api-secret"}
 #: The validation code of Capillary's samples; in a shell block, the code the customer got.
 SAMPLE_CODE = "NS3U05"
 PAIRS = [(f"918{i:09d}", f"918{i + 1:09d}") for i in range(5)]
-#: Files the shell blocks' commands read, made in their working directory.
+#: Files the shell blocks' commands read, made in their working directory (docs/guides/bulk.md
+#: shows this one).
 FILES = {
     "checks.csv": "from,to,points,program_id\n"
     "mobile:9777785206,mobile:9777785207,1,973\n"
@@ -104,32 +122,44 @@ _NOT_REDIRECTED = re.compile(r"\bRegion\.[A-Z]|\bhttps?://(?!127\.0\.0\.1:)|:(?:
 
 @attrs.frozen
 class Block:
+    path: str  # of the page, relative to the repository
     line: int  # of the opening fence
     lang: str
-    text: str
+    text: str  # without the fence's indentation
 
     @property
     def id(self) -> str:
-        return f"README.md:{self.line}:{self.lang or 'plain'}"
+        return f"{self.path}:{self.line}:{self.lang or 'plain'}"
 
 
-def readme_blocks() -> list[Block]:
-    blocks, opened, lines = [], None, README.read_text().splitlines()
+#: An opening or closing fence: its indentation, and the language of an opening one.
+_FENCE = re.compile(r"( *)```\s*([\w+-]*)\s*")
+
+
+def fenced_blocks(page: Path) -> list[Block]:
+    """The page's fenced blocks; a line that starts like a fence but is none is an error."""
+    path = page.relative_to(ROOT).as_posix()
+    blocks, opened, lines = [], None, page.read_text().splitlines()
     for number, line in enumerate(lines, 1):
-        fence = re.fullmatch(r"```\s*([\w+-]*)\s*", line)
-        if fence is None:
+        if not line.lstrip().startswith("```"):
             continue
+        fence = _FENCE.fullmatch(line)
+        assert fence, f"{path}:{number}: {line.strip()!r} is no fence {__name__} can read"
         if opened is None:
-            opened = (number, fence[1])
-        else:
-            start, lang = opened
-            blocks.append(Block(start, lang, "\n".join(lines[start : number - 1]) + "\n"))
-            opened = None
-    assert opened is None, f"README.md:{opened[0]}: a code fence that is never closed"
+            opened = (number, fence[1], fence[2])
+            continue
+        start, indent, lang = opened
+        where = f"{path}:{number}: not the closing fence of line {start}"
+        assert fence[1] == indent, where
+        assert not fence[2], where
+        body = [text.removeprefix(indent) for text in lines[start : number - 1]]
+        blocks.append(Block(path, start, lang, "\n".join(body) + "\n"))
+        opened = None
+    assert opened is None, f"{path}:{opened[0]}: a code fence that is never closed"
     return blocks
 
 
-BLOCKS = readme_blocks()
+BLOCKS = [block for page in SOURCES for block in fenced_blocks(page)]
 
 
 def file_name(block: Block) -> str | None:
@@ -150,8 +180,10 @@ def kind_of(block: Block) -> str | None:
         return "pytest file" if name.startswith("test_") else "python file"
     if block.lang == "sh":
         return "shell"
-    if block.lang == "text" and first.strip() == "CapillaryError":
-        return "exception tree"
+    if block.lang == "text":
+        return "exception tree" if first.strip() == "CapillaryError" else "shown"
+    if block.lang == "json":
+        return "json"
     return None
 
 
@@ -184,26 +216,39 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_block_has_a_runner() -> None:
-    assert len(BLOCKS) >= 10  # the fences were read
+    assert len(BLOCKS) >= 10  # the fences were read, the README's and the site's
+    assert {block.path.split("/")[0] for block in BLOCKS} >= {"README.md", "docs"}
     unrun = [block.id for block in BLOCKS if kind_of(block) is None]
     assert not unrun, f"no runner for these blocks; see {__name__}"
 
 
-def test_the_lists_and_redirects_match_the_readme() -> None:
-    readme = README.read_text()
+def test_the_lists_and_redirects_match_the_pages() -> None:
+    pages = "\n".join(page.read_text() for page in SOURCES)
     for text in [*NOT_RUN, *RUN_BY_CI, "Region.EU", SANDBOX_URL, REDIS_URL, SAMPLE_CODE]:
-        assert text in readme, f"{text!r} is no longer in README.md: update {__name__}"
+        assert text in pages, f"{text!r} is no longer on any page: update {__name__}"
 
 
 # ----------------------------------------------------------------------------- python
 
 
+@pytest.fixture
+def _logging_restored() -> Iterator[None]:
+    """Undo what a snippet does to logging (handlers, levels), which outlives the test."""
+    loggers = [logging.getLogger(), logging.getLogger(capillary_points_async.__name__)]
+    saved = [(logger, logger.level, logger.handlers[:]) for logger in loggers]
+    yield
+    for logger, level, handlers in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = handlers
+
+
+@pytest.mark.usefixtures("_logging_restored")
 @pytest.mark.parametrize("block", of_kind("snippet"))
 def test_snippet(block: Block, capsys: pytest.CaptureFixture[str]) -> None:
     login = {"username": SNIPPET_LOGIN[0], "password": SNIPPET_LOGIN[1], "oauth": SNIPPET_OAUTH}
-    with SandboxThread(**login) as fake:
-        source = "\n" * block.line + redirected(block, fake.url)  # line numbers as in README
-        code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    with SandboxThread(customers=len(PAIRS) * 2, **login) as fake:
+        source = "\n" * block.line + redirected(block, fake.url)  # line numbers as on the page
+        code = compile(source, str(ROOT / block.path), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         namespace: dict[str, Any] = {"__name__": "readme_snippet"}
         if code.co_flags & inspect.CO_COROUTINE:
 
@@ -219,13 +264,14 @@ def test_snippet(block: Block, capsys: pytest.CaptureFixture[str]) -> None:
 
     printed = capsys.readouterr().out
     for promised in re.findall(r'print\(.*#\s*"([^"]+)"', block.text):
-        assert promised in printed
+        assert promised in printed, f"{block.id}: {promised!r} was not printed: {printed!r}"
 
 
 @pytest.mark.parametrize("block", of_kind("pytest file"))
 def test_pytest_file(block: Block, tmp_path: Path) -> None:
-    """It passes as written, and without its ``@pytest.mark.asyncio`` the plugin says that
-    the mark is missing, as the README says. One pytest run for both: it takes a second."""
+    """Its tests pass as written, and without their ``@pytest.mark.asyncio`` the plugin says
+    that the mark is missing, as the pages say. One pytest run for both: it takes a second."""
+    tests = len(re.findall(r"^async def test_", block.text, re.MULTILINE))
     unmarked = re.sub(r"def (test_\w+)", r"def \1_unmarked", block.text)
     unmarked = unmarked.replace("@pytest.mark.asyncio\n", "")
 
@@ -234,8 +280,10 @@ def test_pytest_file(block: Block, tmp_path: Path) -> None:
     (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = strict\n")
     output = run_pytest(tmp_path, block.text + "\n\n" + unmarked, with_pytest_asyncio=True)
 
-    assert re.search(r"^1 passed, 1 error in ", output, re.MULTILINE), output
-    assert re.search(r"^ERROR test_user.py::test_\w+_unmarked - ", output, re.MULTILINE), output
+    errors = "1 error" if tests == 1 else f"{tests} errors"
+    assert re.search(rf"^{tests} passed, {errors} in ", output, re.MULTILINE), output
+    unmarked_errors = re.findall(r"^ERROR test_user.py::test_\w+_unmarked - ", output, re.MULTILINE)
+    assert len(unmarked_errors) == tests, output
     assert "is not an asyncio test: mark it @pytest.mark.asyncio" in output, output
 
 
@@ -299,11 +347,12 @@ def finish(process: subprocess.Popen[str], timeout: float = 60) -> subprocess.Co
 
 
 def shell_lines(block: Block) -> Iterator[str]:
-    """The block's commands, each without its trailing comment."""
+    """The block's commands, each without its trailing comment (and ``&``: see
+    :func:`test_shell_block`)."""
     for line in block.text.splitlines():
         command = re.sub(r"\s+#.*$", "", line).strip()
         if command and not command.startswith("#"):
-            yield command
+            yield command.removesuffix("&").rstrip()
 
 
 @pytest.mark.parametrize("block", of_kind("shell"))
@@ -327,6 +376,7 @@ def test_shell_block(
             monkeypatch.setenv(name, value)
 
     in_process: SandboxThread | None = None
+    started: str | None = None  # the URL of the sandbox a line started
     with contextlib.ExitStack() as stack:
         for command in shell_lines(block):
             if command in NOT_RUN:
@@ -335,12 +385,20 @@ def test_shell_block(
                 assert command in ci_lines, f"{command!r} is not what .ci/run runs"
                 continue
             argv = shlex.split(command)
+            if argv[0] == "export":
+                if SANDBOX_URL in command:
+                    assert started, f"{block.id}: {SANDBOX_URL} before a sandbox line"
+                for assignment in argv[1:]:
+                    name, _, value = assignment.partition("=")
+                    monkeypatch.setenv(name, value.replace(SANDBOX_URL, started or SANDBOX_URL))
+                continue
             assert argv[0] == "capillary-points", (
                 f"{block.id}: {command!r} is neither run by {__name__} nor in NOT_RUN"
             )
             if argv[1] == "sandbox":
                 _, port = stack.enter_context(sandbox_command(*argv[2:]))
-                use_sandbox(f"http://127.0.0.1:{port}")
+                started = f"http://127.0.0.1:{port}"
+                use_sandbox(started)
                 continue
             if ENV_BASE_URL not in os.environ:  # no sandbox line came first
                 in_process = SandboxThread(customers=10)
@@ -355,6 +413,8 @@ def test_shell_block(
             if "--output" in argv:
                 written = (tmp_path / argv[argv.index("--output") + 1]).read_text()
                 rows = len(FILES[argv[2]].splitlines()) - 1
+                if "--output-format=csv" in command or "--output-format csv" in command:
+                    rows += 1  # the header
                 assert len(written.splitlines()) == rows, f"{command!r} wrote {written!r}"
 
 
@@ -364,6 +424,18 @@ def with_code_received(argv: list[str], sandbox: SandboxThread) -> list[str]:
     code = sandbox.read(lambda fake: fake.state.otp_for(mobile))
     assert code, f"no code was sent to {mobile} before {shlex.join(argv)!r}"
     return [code if arg == SAMPLE_CODE else arg for arg in argv]
+
+
+# ----------------------------------------------------------------------------- shown, json
+
+
+@pytest.mark.parametrize("block", of_kind("json"))
+def test_json_block(block: Block) -> None:
+    try:
+        json.loads(block.text)
+    except ValueError:  # JSON lines, then
+        for line in filter(str.strip, block.text.splitlines()):
+            json.loads(line)
 
 
 # ----------------------------------------------------------------------------- exception tree
