@@ -58,8 +58,8 @@ _LITERAL_BLOCK = re.compile(r"(?<=\S)::\n\n(?=    )")
 _ROLE = re.compile(r":(?:class|meth|func|attr|data|mod|exc|obj):`(~?)([\w.]+)(?:\(\))?`")
 
 
-class SphinxRoles(griffe.Extension):
-    """Rewrites the roles of every docstring of the package once it is loaded."""
+class ReferenceDocstrings(griffe.Extension):
+    """Prepares the package's docstrings and classes once griffe has loaded it."""
 
     def __init__(self) -> None:
         super().__init__()
