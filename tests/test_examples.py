@@ -92,6 +92,9 @@ NOT_RUN = {
     ".venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/run_all.py":
         "installs the bench extra from the network, and the benchmarks take minutes; the "
         "README says they are never part of the suite",
+    ".venv/bin/pip install -e '.[docs]' && .venv/bin/mkdocs serve":
+        "installs the docs extra from the network and serves until stopped; .ci/run installs "
+        "it and runs mkdocs build --strict",
     "pip install capillary-points-async":
         "installs from the network; .ci/run installs this package from the work tree",
     "pip install 'capillary-points-async[cli,redis]'":
