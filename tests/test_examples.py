@@ -14,9 +14,9 @@ block of any other kind fails :func:`test_every_block_has_a_runner` too:
   Redis on a closed port (exit 1 and the cause printed).
 * any other ``python`` block is a snippet: it runs in this process, in a fresh namespace, with
   top-level ``await`` allowed. It gets only the names its comments say it continues from:
-  ``client`` (an open client on a sandbox, as in the Quickstart) and ``pairs`` (pairs of the
+  ``client`` (an open client on a sandbox, as in Getting started) and ``pairs`` (pairs of the
   sandbox's mobile numbers); anything else it imports, so that a reader can paste it. The
-  sandbox takes the Quickstart's till credentials and the OAuth section's key and secret. A
+  sandbox takes Getting started's till credentials and the OAuth guide's key and secret. A
   ``print(...)  # "text"`` promises that ``text`` is printed. The logging set-up a snippet
   makes is undone after it.
 * ``sh`` runs line by line. ``capillary-points sandbox ...`` (with or without a trailing
@@ -34,7 +34,7 @@ block of any other kind fails :func:`test_every_block_has_a_runner` too:
 Never the internet. The fixed addresses the blocks show are replaced before they run
 (:func:`redirected`): ``Region.EU`` by the URL of a sandbox started here,
 ``http://127.0.0.1:8787`` likewise, and ``redis://127.0.0.1:6379/0`` by a redis-server started
-here. Each replacement must still find its text in the README, and a block that still names a
+here. Each replacement must still find its text on a page, and a block that still names a
 ``Region``, a non-loopback URL or one of those fixed ports after replacement fails before it
 runs; in this process, name resolution refuses any host but loopback too.
 """
@@ -89,9 +89,6 @@ NOT_RUN = {
     "capillary-points demo":
         "takes about 10 s at its defaults; tests/cli/test_sandbox_and_demo.py runs it with "
         "smaller counts",
-    ".venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/run_all.py":
-        "installs the bench extra from the network, and the benchmarks take minutes; the "
-        "README says they are never part of the suite",
     ".venv/bin/pip install -e '.[docs]' && .venv/bin/mkdocs serve":
         "installs the docs extra from the network and serves until stopped; .ci/run installs "
         "it and runs mkdocs build --strict",
@@ -107,7 +104,7 @@ RUN_BY_CI = {"python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .ve
 
 SANDBOX_URL = "http://127.0.0.1:8787"
 REDIS_URL = "redis://127.0.0.1:6379/0"
-#: What the snippets' sandbox accepts: the Quickstart's credentials, and the OAuth section's.
+#: What the snippets' sandbox accepts: Getting started's credentials, and the OAuth guide's.
 SNIPPET_LOGIN = ("till_code", "till-password")
 SNIPPET_OAUTH = {"api-key": "api-secret"}
 #: The validation code of Capillary's samples; in a shell block, the code the customer got.
@@ -223,6 +220,25 @@ def test_every_block_has_a_runner() -> None:
     assert {block.path.split("/")[0] for block in BLOCKS} >= {"README.md", "docs"}
     unrun = [block.id for block in BLOCKS if kind_of(block) is None]
     assert not unrun, f"no runner for these blocks; see {__name__}"
+
+
+#: A Markdown link's target.
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def test_the_readme_links_every_guide_and_the_reference() -> None:
+    """The README's "where next" list links each guide of the site and its reference, by
+    paths relative to the repository, so that they work on GitHub; none leads nowhere."""
+    targets = [t.partition("#")[0] for t in _LINK.findall(README.read_text())]
+    files = [t for t in targets if t and "://" not in t]
+    missing = [t for t in files if not (ROOT / t).is_file()]
+    assert not missing, f"README.md links to files that do not exist: {missing}"
+    linked = {(ROOT / t).resolve() for t in files}
+    guides = {path.resolve() for path in (ROOT / "docs" / "guides").glob("*.md")}
+    assert guides, "no guides found"
+    assert guides - linked == set(), "README.md does not link these guides"
+    reference = (ROOT / "docs" / "reference").resolve()
+    assert any(path.parent == reference for path in linked), "nor the API reference"
 
 
 def test_the_lists_and_redirects_match_the_pages() -> None:
