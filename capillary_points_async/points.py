@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterab
 from typing import TYPE_CHECKING, TypeVar
 
 from ._bulk import CallTrace, fan_out
+from ._converter import builder
 from ._endpoints import (
     IS_REDEEMABLE,
     IS_TRANSFERRABLE,
@@ -59,6 +60,8 @@ __all__ = ["Points"]
 
 Q = TypeVar("Q")
 T = TypeVar("T")
+
+_outcome = builder(Outcome)  # Outcome(...), for a third of the instructions
 
 
 class Points:
@@ -377,10 +380,10 @@ class Points:
                         ):
                             raise
             except CapillaryError as exc:
-                return Outcome(
+                return _outcome(
                     request=request, error=exc, attempts=trace.attempts, elapsed=loop.time() - start
                 )
-            return Outcome(
+            return _outcome(
                 request=request, value=value, attempts=trace.attempts, elapsed=loop.time() - start
             )
 
