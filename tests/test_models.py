@@ -271,3 +271,74 @@ def test_outcome_ok_follows_error() -> None:
     assert failed.ok is False
     assert failed.value is None
     assert (failed.attempts, failed.elapsed) == (0, 0.0)
+
+
+# --------------------------------------------------------------------------- one constructor
+
+
+@attrs.frozen(kw_only=True)
+class _AttrsInit(TransferCheckRequest):
+    """TransferCheckRequest with the __init__ attrs generates from its fields, which runs each
+    converter and validator they declare: the reference its own __init__ must agree with."""
+
+
+class _Mobile(Identifier):
+    pass
+
+
+CUSTOMERS = [
+    FROM,
+    TO,
+    Identifier.mobile(FROM.value),  # equal to FROM, another object
+    Identifier.external_id(FROM.value),  # FROM's value under another type
+    _Mobile(IdentifierType.MOBILE, TO.value),  # a subclass, equal to TO
+    FROM.value,
+    None,
+]
+
+
+ARGUMENTS: dict[str, list[Any]] = {
+    "from_customer": CUSTOMERS,
+    "to_customer": CUSTOMERS,
+    "points": [1, 5, 5.0, INT32_MAX, *BAD_POINTS],
+    "program_id": [None, 1, 973, INT32_MAX, 0, -1, True, 973.0, "973", 2**31],
+    "group_program_transfer": [False, True, 0, 1, None, "true"],
+    "issue_otp": [False, True, 0, None],
+}
+
+
+def test_transfer_check_request_checks_each_argument_as_attrs_init_does() -> None:
+    """Each value of each argument, the others good: the same object or the same error."""
+    for name, values in ARGUMENTS.items():
+        for value in values:
+            arguments = {"from_customer": FROM, "to_customer": TO, "points": 1, name: value}
+            made = _made(TransferCheckRequest, arguments)
+            assert made == _made(_AttrsInit, arguments), (name, value)
+            if not isinstance(made, str):
+                request = TransferCheckRequest(**arguments)
+                assert type(request) is TransferCheckRequest
+                assert type(request.points) is int
+
+
+@given(st.fixed_dictionaries({name: st.sampled_from(v) for name, v in ARGUMENTS.items()}))
+def test_transfer_check_request_checks_as_attrs_init_does(arguments: dict[str, Any]) -> None:
+    """Any combination, the first error included: the one its fields' checks raise first."""
+    assert _made(TransferCheckRequest, arguments) == _made(_AttrsInit, arguments)
+
+
+def _made(cls: type[Any], arguments: dict[str, Any]) -> dict[str, Any] | str:
+    """The fields of ``cls(**arguments)``, or the message it was refused with."""
+    try:
+        return attrs.asdict(cls(**arguments), recurse=False)
+    except InvalidRequestError as exc:
+        return str(exc)
+
+
+def test_a_subclass_of_transfer_check_request_is_built_as_itself() -> None:
+    @attrs.frozen(kw_only=True, init=False)
+    class Tagged(TransferCheckRequest):
+        pass
+
+    request = Tagged(from_customer=FROM, to_customer=TO, points=3.0)
+    assert type(request) is Tagged
+    assert (request.from_customer, request.to_customer, request.points) == (FROM, TO, 3)
