@@ -203,6 +203,9 @@ class InProcessRateLimiter:
         return state
 
     async def acquire(self, key: str, limit: RateLimit | None) -> None:
+        """Return when one request to ``key`` may be sent: after its cooldown, and with a
+        token of its bucket unless ``limit`` is None. Waiters go in arrival order; a
+        cancelled one takes no token."""
         state = self._state(key)
         gate = state.gate
         if limit is None:
@@ -238,6 +241,8 @@ class InProcessRateLimiter:
                 # the cooldown's end, still first in line.
 
     async def cool_down(self, key: str, seconds: float) -> None:
+        """Hold every request to ``key`` for ``seconds`` (never cutting a longer cooldown);
+        when adaptive, also settle its rate at what the server accepted before the 429."""
         state = self._state(key)
         bucket = state.bucket
         if self._adaptive and bucket is not None:
@@ -259,6 +264,8 @@ class InProcessRateLimiter:
         return state.bucket.limit.rate * state.bucket.factor
 
     async def aclose(self) -> None:
+        """Cancel every endpoint's cooldown timer and open its gate, so that no waiter is
+        left parked on a timer that will never fire."""
         for state in self._endpoints.values():
             state.gate.cancel()
 

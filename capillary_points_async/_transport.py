@@ -92,6 +92,9 @@ class AiohttpTransport:
         self._json_headers = {**self._headers, "Content-Type": "application/json"}
 
     async def send(self, request: ApiRequest) -> RawResponse:
+        """Send ``request`` once and return the whole response, whatever its status; a
+        failure to connect, a reset or a timeout is a :class:`TransportError`
+        (``connect_failed`` when no connection was made)."""
         url = self._urls.get(request.path)
         if url is None:
             url = self._urls[request.path] = URL(f"{self._root}/{request.path}")
@@ -147,6 +150,7 @@ class AiohttpTransport:
         return b"".join(chunks)
 
     async def aclose(self) -> None:
+        """Close the session if this transport made it; a caller's session stays open."""
         if self._owns_session:
             await self._session.close()
 
