@@ -9,7 +9,9 @@ of the isTransferrable sample alone, cattrs against pydantic v2 and msgspec when
 with ``--profile`` a cProfile of the client's run. Targets: at most 1.15x raw aiohttp for one
 call at a time, 1.20x for ``is_transferrable_many``. A ratio is the median over rounds of the
 client's CPU per request over raw aiohttp's in the same round, so that a machine whose load
-changes between rounds moves both sides of each ratio alike.
+changes between rounds moves both sides of each ratio alike. On a busy machine the ratios of
+single rounds still spread by tens of percent; callgrind_call.py counts instructions of the
+same three sides instead, a figure load cannot move, to hold a change against.
 
     .venv/bin/python benchmarks/bench_cpu.py [--quick] [--profile]
 """
